@@ -173,6 +173,23 @@ class StackSettings(BaseModel):
     start_timeout_s: float = Field(60.0, gt=0, description="Seconds each server gets to become healthy.")
 
 
+class ScrapeSettings(BaseModel):
+    """RSS/Atom polling and article fetching of ``finpulse scrape``."""
+
+    feeds: list[str] = Field(default_factory=list, description="RSS/Atom feed URLs to poll (JSON list in the environment).")
+    poll_interval_s: float = Field(300.0, gt=0, description="Seconds between two polls of the feeds.")
+    host_rate_per_s: float = Field(1.0, gt=0, description="Requests per second to one host at most.")
+    timeout_s: float = Field(15.0, gt=0, description="Per-request timeout in seconds.")
+    max_retries: int = Field(3, ge=0, description="Retries on 5xx/connection errors (never on 4xx).")
+    retry_backoff_s: float = Field(1.0, gt=0, description="First back-off delay in seconds (doubles each retry).")
+    concurrency: int = Field(8, ge=1, description="Article pages fetched at once at most.")
+    max_page_bytes: int = Field(5_000_000, ge=1024, description="Pages larger than this are not read further.")
+    fetch_articles: bool = Field(True, description="Fetch and extract each article page (else use the feed summary).")
+    user_agent: str = Field("finpulse-scraper/0.1 (+https://github.com/finpulse)", description="User-Agent header sent.")
+    state_file: Path = Field(DEFAULT_STATE_DIR / "scrape-state.json", description="Seen article ids and feed ETags.")
+    max_seen: int = Field(100_000, ge=100, description="Seen article ids remembered at most (oldest forgotten first).")
+
+
 class Settings(BaseSettings):
     """Every setting of finpulse."""
 
@@ -197,6 +214,7 @@ class Settings(BaseSettings):
     spike: SpikeSettings = Field(default_factory=SpikeSettings)  # type: ignore[arg-type]
     alerts: AlertSettings = Field(default_factory=AlertSettings)  # type: ignore[arg-type]
     stack: StackSettings = Field(default_factory=StackSettings)  # type: ignore[arg-type]
+    scrape: ScrapeSettings = Field(default_factory=ScrapeSettings)  # type: ignore[arg-type]
 
 
 def env_var_name(loc: tuple[Any, ...]) -> str:
