@@ -1,0 +1,17 @@
+"""Errors of the sinks (Elasticsearch, Alerta, log)."""
+
+from __future__ import annotations
+
+from finpulse.exceptions import FinpulseError
+
+
+class SinkError(FinpulseError):
+    """Base class of sink errors."""
+
+
+class DocumentRejected(SinkError):
+    """Elasticsearch refused a document for good (not a transient failure): a bug in our records."""
+
+
+class AlertDeliveryError(SinkError):
+    """An alert sink refused an alert for good (not a transient failure)."""
