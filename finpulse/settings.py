@@ -139,7 +139,8 @@ class StreamSettings(BaseModel):
     index_wait_s: float = Field(0.2, gt=0, description="Seconds a bulk request waits to fill.")
     dedup_ttl_s: float = Field(7 * 24 * 3600, gt=0, description="How long seen article ids are remembered.")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Raw news records larger than this go to the DLQ.")
-    web_port: int = Field(6066, ge=1, le=65535, description="Faust web port of the worker.")
+    web_host: str = Field("127.0.0.1", description="Address the worker's web views and metrics listen on.")
+    web_port: int = Field(6066, ge=0, le=65535, description="Faust web port of the worker (0 = off).")
     metrics_port: int = Field(9464, ge=0, le=65535, description="Prometheus metrics port (0 = off).")
 
 
@@ -255,7 +256,12 @@ def settings_table() -> list[tuple[str, str, str]]:
                 walk(annotation, prefix + name.upper() + NESTED_DELIMITER)
                 continue
             default = field.get_default(call_default_factory=True)
-            shown = "(secret)" if isinstance(default, SecretStr) else ("" if default is None else str(default.value if isinstance(default, Enum) else default))
+            if isinstance(default, SecretStr):
+                shown = "(secret)"
+            elif default is None:
+                shown = ""
+            else:
+                shown = str(default.value if isinstance(default, Enum) else default)
             rows.append((prefix + name.upper(), shown, field.description or ""))
 
     walk(Settings, ENV_PREFIX)

@@ -38,11 +38,16 @@ ALERTS_DLQ = "alerts.dlq"
 CLICKS = "clicks"
 CLICKS_DLQ = "clicks.dlq"
 RECOMMENDATIONS = "recommendations"
+SENTIMENT_OBSERVATIONS = "sentiment.observations"
 
 TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(NEWS_RAW, 4, description="Articles as scraped or replayed (NewsArticle JSON), keyed by article id."),
     TopicSpec(NEWS_RAW_DLQ, 1, retention_ms=30 * DAY_MS, description="Raw news records that failed validation, with reason."),
     TopicSpec(NEWS_SCORED, 4, description="Articles with sentiment (ScoredArticle JSON), keyed by article id."),
+    TopicSpec(
+        SENTIMENT_OBSERVATIONS, 4, retention_ms=2 * DAY_MS,
+        description="One record per (scored article, ticker or market), keyed by ticker: feeds the spike detector.",
+    ),
     TopicSpec(ALERTS, 1, retention_ms=30 * DAY_MS, description="Raised and resolved spikes (SpikeAlert JSON), keyed by ticker."),
     TopicSpec(ALERTS_DLQ, 1, retention_ms=30 * DAY_MS, description="Alert records that could not be decoded."),
     TopicSpec(CLICKS, 4, description="Impression and click events, keyed by user id."),

@@ -1,4 +1,4 @@
-"""Commands of this subsystem (registered on the root ``finpulse`` app)."""
+"""Commands of the streaming subsystem: ``finpulse worker`` and ``finpulse demo``."""
 
 from __future__ import annotations
 
@@ -6,4 +6,25 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    """Add this subsystem's commands to the root app."""
+    """Add ``worker`` and ``demo`` to the root app."""
+
+    @app.command("worker")
+    def worker(ctx: typer.Context) -> None:
+        """Run the streaming worker: score news, index it, detect spikes, deliver alerts."""
+        from finpulse.cli import settings_of
+        from finpulse.streams.worker import run_worker
+
+        run_worker(settings_of(ctx))
+
+    @app.command("demo")
+    def demo(
+        ctx: typer.Context,
+        limit: int = typer.Option(600, help="Headlines to replay."),
+        rate: float = typer.Option(40.0, help="Headlines per second."),
+        keep_running: bool = typer.Option(False, help="Leave the stack and worker running at the end."),
+    ) -> None:
+        """The main job on the embedded stack: stack up, model, worker, replay with a negative burst."""
+        from finpulse.cli import settings_of
+        from finpulse.streams.demo import run_demo
+
+        run_demo(settings_of(ctx), limit=limit, rate=rate, keep_running=keep_running)

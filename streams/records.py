@@ -118,3 +118,21 @@ class SpikeAlert(_Record):
     @property
     def alert_id(self) -> str:
         return f"{self.key}:{int(self.window_start.timestamp())}:{self.status}"
+
+
+class SentimentObservation(_Record):
+    """One scored article seen under one key (a ticker or "market"); topic ``sentiment.observations``.
+
+    The scorer fans each article out to one observation per key, keyed by that key, so every key's
+    spike state lives in exactly one partition (co-partitioned with its Faust table).
+    """
+
+    schema_version: Literal[1] = 1
+    key: str
+    article_id: str
+    event_time: datetime
+    negative: bool
+    negative_score: float
+    title: str
+    url: str | None = None
+    published_at: datetime | None = None

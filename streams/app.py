@@ -1,0 +1,121 @@
+"""Builds the Faust app from settings and wires the agents; nothing else lives here.
+
+Nothing happens at import time: :func:`create_app` is called by ``finpulse worker`` (or a test) with
+the settings built once by the CLI, and every heavy part (model session, Elasticsearch client, alert
+sinks) is built lazily by its agent when the worker starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from finpulse.settings import KafkaSecurityProtocol, KafkaSettings, Settings
+from finpulse.sinks.alert_base import AlertSink, build_sinks
+from finpulse.sinks.bulk import BulkWriter
+from finpulse.streams import alerting, indexing, scoring, spike_agent
+from finpulse.streams.channels import StreamTopics
+from finpulse.streams.metrics import StreamMetrics
+from finpulse.streams.scoring import Scorer
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class StreamApp:
+    """The Faust app and the parts tests and views reach into."""
+
+    app: Any
+    topics: StreamTopics
+    metrics: StreamMetrics
+    spike_table: Any
+    delivered_table: Any
+
+
+def _broker_credentials(kafka: KafkaSettings) -> Any:
+    import faust
+
+    if kafka.security_protocol is not KafkaSecurityProtocol.SASL_SSL:
+        return None
+    context = ssl.create_default_context(cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None)
+    assert kafka.sasl_password is not None  # checked by KafkaSettings
+    return faust.SASLCredentials(
+        username=kafka.sasl_username,
+        password=kafka.sasl_password.get_secret_value(),
+        ssl_context=context,
+        mechanism=kafka.sasl_mechanism,
+    )
+
+
+def default_scorer_factory(settings: Settings) -> Callable[[], Scorer]:
+    def load() -> Scorer:
+        from finpulse.runtime import load_sentiment_runtime
+
+        return load_sentiment_runtime(settings.model)
+
+    return load
+
+
+def default_writer_factory(settings: Settings, metrics: StreamMetrics) -> Callable[[], BulkWriter]:
+    def build() -> BulkWriter:
+        from finpulse.sinks.elasticsearch import make_async_es_client
+
+        return BulkWriter(
+            make_async_es_client(settings.elasticsearch),
+            backoff_s=settings.elasticsearch.retry_backoff_s,
+            warn_after=settings.elasticsearch.max_retries,
+            on_retry=metrics.sink_retries.labels("elasticsearch").inc,
+            on_bulk_seconds=metrics.es_bulk_seconds.observe,
+        )
+
+    return build
+
+
+def create_app(
+    settings: Settings,
+    *,
+    scorer_factory: Callable[[], Scorer] | None = None,
+    writer_factory: Callable[[], BulkWriter] | None = None,
+    sinks_factory: Callable[[], Sequence[AlertSink]] | None = None,
+    metrics: StreamMetrics | None = None,
+) -> StreamApp:
+    """The finpulse Faust app for ``settings`` (factories default to the real model, ES and sinks)."""
+    import faust
+
+    kafka = settings.kafka
+    metrics = metrics or StreamMetrics()
+    app = faust.App(
+        kafka.consumer_group,
+        broker=[f"kafka://{host}" for host in kafka.broker_list()],
+        broker_credentials=_broker_credentials(kafka),
+        store="memory://",
+        processing_guarantee="at_least_once",  # exactly_once needs transactions (unsupported by Tansu)
+        producer_acks=-1,
+        producer_linger=0.005,
+        broker_session_timeout=kafka.session_timeout_s,
+        broker_heartbeat_interval=kafka.heartbeat_interval_s,
+        broker_request_timeout=kafka.request_timeout_s,
+        broker_commit_interval=1.0,
+        consumer_auto_offset_reset="earliest",
+        topic_allow_declare=True,
+        topic_replication_factor=1,
+        table_standby_replicas=0,
+        web_enabled=settings.stream.web_port > 0,
+        web_port=settings.stream.web_port,
+        web_bind=settings.stream.web_host,
+        web_in_thread=False,
+        autodiscover=False,
+    )
+    topics = StreamTopics.declare(app, settings)
+    sinks = sinks_factory or (
+        lambda: build_sinks(settings, on_retry=lambda name: metrics.sink_retries.labels(name).inc())
+    )
+    writer = writer_factory or default_writer_factory(settings, metrics)
+    scoring.register(app, topics, settings, metrics, scorer_factory or default_scorer_factory(settings))
+    indexing.register(app, topics, settings, metrics, writer)
+    spike_table = spike_agent.register(app, topics, settings, metrics)
+    delivered = alerting.register(app, topics, settings, metrics, sinks, writer)
+    return StreamApp(app, topics, metrics, spike_table, delivered)

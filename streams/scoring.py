@@ -1,0 +1,144 @@
+"""``news.raw`` → validate, de-duplicate, score in micro-batches → ``news.scored`` + observations.
+
+Bad records go to ``news.raw.dlq`` with their raw bytes and a reason. Article ids already seen (within
+the TTL) are dropped; a *re-delivery* of the very same message (same partition and offset, after a
+crash before the offset was committed) is scored again, because its output may never have been sent:
+downstream writes are idempotent by article id, so this costs nothing but time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol
+
+from finpulse.settings import Settings
+from finpulse.streams.channels import StreamTopics, in_event
+from finpulse.streams.codecs import Err, dead_letter, decode, encode_checked
+from finpulse.streams.metrics import StreamMetrics
+from finpulse.streams.records import MARKET_KEY, NewsArticle, ScoredArticle, SentimentObservation
+
+logger = logging.getLogger(__name__)
+
+AGENT = "score"
+
+
+class Prediction(Protocol):
+    label: str
+    probabilities: Mapping[str, float]
+
+
+class Scorer(Protocol):
+    model_version: str
+
+    def score(self, texts: Sequence[str]) -> Sequence[Prediction]: ...
+
+
+def to_scored(article: NewsArticle, prediction: Prediction, model_version: str) -> ScoredArticle:
+    probabilities = {label: float(p) for label, p in prediction.probabilities.items()}
+    return ScoredArticle(
+        **article.model_dump(),
+        label=prediction.label,  # type: ignore[arg-type]
+        probabilities=probabilities,  # type: ignore[arg-type]
+        negative_score=probabilities.get("negative", 0.0),
+        model_version=model_version,
+    )
+
+
+def observations(scored: ScoredArticle, negative_threshold: float) -> list[SentimentObservation]:
+    """One observation per ticker of the article, plus one for the market as a whole."""
+    event_time = scored.published_at or scored.fetched_at
+    negative = scored.label == "negative" or scored.negative_score >= negative_threshold
+    return [
+        SentimentObservation(
+            key=key,
+            article_id=scored.id,
+            event_time=event_time,
+            negative=negative,
+            negative_score=scored.negative_score,
+            title=scored.title[:500],
+            url=scored.url,
+            published_at=scored.published_at,
+        )
+        for key in [*scored.tickers, MARKET_KEY]
+    ]
+
+
+class Deduplicator:
+    """Seen article ids in a Faust table: value = [partition, offset, first_seen_epoch]."""
+
+    def __init__(self, table: Any, ttl_s: float, clock: Callable[[], float] = time.time) -> None:
+        self._table = table
+        self._ttl_s = ttl_s
+        self._clock = clock
+
+    def is_duplicate(self, event: Any, article_id: str) -> bool:
+        now = self._clock()
+        message = event.message
+        seen = self._table.get(article_id)
+        if seen is not None:
+            partition, offset, first_seen = seen
+            same_message = partition == message.partition and offset == message.offset
+            if not same_message and now - first_seen < self._ttl_s:
+                return True
+        with in_event(event):
+            self._table[article_id] = [message.partition, message.offset, now]
+        return False
+
+
+def register(
+    app: Any,
+    topics: StreamTopics,
+    settings: Settings,
+    metrics: StreamMetrics,
+    scorer_factory: Callable[[], Scorer],
+) -> None:
+    """Add the scoring agent and its de-duplication table to ``app``."""
+    seen = app.Table(
+        "seen-articles", default=None, partitions=topics.news_raw.partitions, help="article id → first sighting"
+    )
+    stream_settings = settings.stream
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="finpulse-score")
+
+    @app.agent(topics.news_raw, name="finpulse.score")
+    async def score(stream: Any) -> None:
+        scorer = scorer_factory()
+        logger.info("scoring with model %s", scorer.model_version)
+        dedup = Deduplicator(seen, stream_settings.dedup_ttl_s)
+        loop = asyncio.get_running_loop()
+        async for events in stream.take_events(stream_settings.batch_size, within=stream_settings.batch_wait_s):
+            metrics.events_in.labels(AGENT).inc(len(events))
+            batch: list[NewsArticle] = []
+            for event in events:
+                message = event.message
+                result = decode(event.value, NewsArticle, stream_settings.max_body_bytes)
+                if isinstance(result, Err):
+                    letter = dead_letter(
+                        topic=message.topic, partition=message.partition, offset=message.offset,
+                        key=event.key, value=event.value, err=result,
+                    )
+                    await topics.news_raw_dlq.send(key=event.key, value=encode_checked(letter))
+                    metrics.dlq.labels(message.topic, result.error_type).inc()
+                    logger.info("dead-lettered %s[%d]@%d: %s", message.topic, message.partition,
+                                message.offset, result.reason[:200])
+                    continue
+                if dedup.is_duplicate(event, result.value.id):
+                    metrics.duplicates.labels(AGENT).inc()
+                    continue
+                batch.append(result.value)
+            if not batch:
+                continue
+            metrics.batch_size.labels(AGENT).observe(len(batch))
+            started = time.perf_counter()
+            predictions = await loop.run_in_executor(executor, scorer.score, [a.text_for_model() for a in batch])
+            metrics.inference_seconds.observe(time.perf_counter() - started)
+            for article, prediction in zip(batch, predictions, strict=True):
+                scored = to_scored(article, prediction, scorer.model_version)
+                key = article.id.encode()
+                await topics.news_scored.send(key=key, value=encode_checked(scored))
+                for obs in observations(scored, settings.spike.negative_threshold):
+                    await topics.observations.send(key=obs.key.encode(), value=obs.to_bytes())
+            metrics.events_out.labels(AGENT).inc(len(batch))

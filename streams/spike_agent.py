@@ -1,0 +1,103 @@
+"""``sentiment.observations`` → per-key spike state in a Faust table → ``alerts``.
+
+Observations are keyed by ticker (or "market"), so each key's state lives in one partition and its
+table changelog. The table value holds the detector's :class:`KeyState`, the article ids counted in
+the recent windows (so a re-delivered observation is never counted twice) and the most negative
+headlines of the open window (the evidence an alert carries). A decision's alert is sent and
+acknowledged by Kafka *before* the new state is written: a crash in between re-sends the alert
+(Alerta de-duplicates it) instead of losing it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from finpulse.settings import Settings
+from finpulse.streams.channels import StreamTopics, in_event
+from finpulse.streams.codecs import Err, decode
+from finpulse.streams.exceptions import SerializationBug
+from finpulse.streams.metrics import StreamMetrics
+from finpulse.streams.records import Headline, SentimentObservation
+from finpulse.streams.spikes import KeyState, SpikeDetector
+
+logger = logging.getLogger(__name__)
+
+AGENT = "spikes"
+
+
+@dataclass
+class SpikeEntry:
+    """What the spike table stores per key (as a plain dict)."""
+
+    state: KeyState
+    ids: dict[str, float] = field(default_factory=dict)  # article id → window start it was counted in
+    evidence: list[dict[str, Any]] = field(default_factory=list)  # Headline dicts of the open window
+
+    @classmethod
+    def load(cls, value: dict[str, Any] | None, detector: SpikeDetector, key: str) -> SpikeEntry:
+        if value is None:
+            return cls(detector.new_state(key))
+        return cls(KeyState.from_dict(value["state"]), dict(value["ids"]), list(value["evidence"]))
+
+    def dump(self) -> dict[str, Any]:
+        return {"state": self.state.to_dict(), "ids": self.ids, "evidence": self.evidence}
+
+
+def update(
+    entry: SpikeEntry, obs: SentimentObservation, detector: SpikeDetector, top_n: int
+) -> tuple[SpikeEntry, list[Any]] | None:
+    """Count ``obs`` into ``entry``; None when this article was already counted for the key."""
+    if obs.article_id in entry.ids:
+        return None
+    previous_window = entry.state.window_start
+    state, decisions = detector.observe(entry.state, obs.event_time.timestamp(), obs.negative)
+    window = state.window_start if state.window_start is not None else 0.0
+    evidence = entry.evidence if state.window_start == previous_window else []
+    if obs.negative:
+        headline = Headline(
+            id=obs.article_id, title=obs.title, url=obs.url,
+            negative_score=obs.negative_score, published_at=obs.published_at,
+        )
+        evidence = sorted([*evidence, headline.model_dump(mode="json")], key=lambda h: -h["negative_score"])[:top_n]
+    keep_after = window - detector.settings.window_s
+    ids = {aid: w for aid, w in entry.ids.items() if w >= keep_after}
+    ids[obs.article_id] = window
+    return SpikeEntry(state, ids, evidence), decisions
+
+
+def register(app: Any, topics: StreamTopics, settings: Settings, metrics: StreamMetrics) -> Any:
+    """Add the spike agent and its table to ``app``; returns the table (for views and tests)."""
+    table = app.Table("spike-state", default=None, partitions=topics.observations.partitions)
+    detector = SpikeDetector(settings.spike)
+    top_n = settings.alerts.top_headlines
+
+    @app.agent(topics.observations, name="finpulse.spikes")
+    async def spikes(stream: Any) -> None:
+        async for event in stream.events():
+            metrics.events_in.labels(AGENT).inc()
+            result = decode(event.value, SentimentObservation, 1024 * 1024)
+            if isinstance(result, Err):
+                raise SerializationBug(f"unreadable observation: {result.reason}")
+            obs = result.value
+            entry = SpikeEntry.load(table.get(obs.key), detector, obs.key)
+            updated = update(entry, obs, detector, top_n)
+            if updated is None:
+                metrics.duplicates.labels(AGENT).inc()
+                continue
+            new_entry, decisions = updated
+            for decision in decisions:
+                headlines = [Headline.model_validate(h) for h in entry.evidence + new_entry.evidence
+                             ] if decision.status == "raise" else []
+                unique = list({h.id: h for h in headlines}.values())
+                unique.sort(key=lambda h: -h.negative_score)
+                alert = decision.to_alert(unique[:top_n])
+                delivery = await topics.alerts.send(key=alert.key.encode(), value=alert.to_bytes())
+                await delivery  # acknowledged by Kafka before the state that produced it is stored
+                metrics.alerts.labels(alert.status).inc()
+            with in_event(event):
+                table[obs.key] = new_entry.dump()
+            metrics.events_out.labels(AGENT).inc()
+
+    return table

@@ -1,0 +1,45 @@
+"""Runs the finpulse Faust worker in this process (``finpulse worker``)."""
+
+from __future__ import annotations
+
+import logging
+
+from finpulse.settings import Settings
+from finpulse.streams.app import StreamApp, create_app
+
+logger = logging.getLogger(__name__)
+
+
+def prepare(settings: Settings) -> None:
+    """Create the topics and the index templates the agents need (both idempotent)."""
+    from finpulse.infra.topics_admin import create_topics
+    from finpulse.sinks.elasticsearch import make_es_client
+    from finpulse.sinks.templates import install_templates
+
+    create_topics(settings)
+    client = make_es_client(settings.elasticsearch)
+    try:
+        install_templates(client, settings.elasticsearch)
+    finally:
+        client.close()
+
+
+def run_worker(settings: Settings, stream_app: StreamApp | None = None) -> None:
+    """Start the worker and block until it is stopped (SIGTERM/SIGINT stop it gracefully)."""
+    from faust.worker import Worker
+
+    prepare(settings)
+    stream_app = stream_app or create_app(settings)
+    stream_app.metrics.serve(settings.stream.metrics_port, settings.stream.web_host)
+    logger.info(
+        "worker %s starting: brokers %s, Elasticsearch %s",
+        settings.kafka.consumer_group, settings.kafka.bootstrap_servers, settings.elasticsearch.url,
+    )
+    worker = Worker(
+        stream_app.app,
+        loglevel=settings.log_level.lower(),
+        quiet=True,
+        redirect_stdouts=False,
+        override_logging=False,
+    )
+    worker.execute_from_commandline()
