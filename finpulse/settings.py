@@ -266,3 +266,30 @@ def settings_table() -> list[tuple[str, str, str]]:
 
     walk(Settings, ENV_PREFIX)
     return rows
+
+
+def settings_to_env(settings: Settings) -> dict[str, str]:
+    """The ``FINPULSE_*`` environment that rebuilds ``settings`` in another process (secrets included)."""
+    env: dict[str, str] = {}
+
+    def value_of(value: Any) -> str:
+        if isinstance(value, SecretStr):
+            return value.get_secret_value()
+        if isinstance(value, Enum):
+            return str(value.value)
+        if isinstance(value, list | dict):
+            import json
+
+            return json.dumps([str(v) if isinstance(v, Path) else v for v in value] if isinstance(value, list) else value)
+        return str(value)
+
+    def walk(model: BaseModel, prefix: str) -> None:
+        for name in type(model).model_fields:
+            value = getattr(model, name)
+            if isinstance(value, BaseModel):
+                walk(value, prefix + name.upper() + NESTED_DELIMITER)
+            elif value is not None:
+                env[prefix + name.upper()] = value_of(value)
+
+    walk(settings, ENV_PREFIX)
+    return env

@@ -44,6 +44,14 @@ def register(
     async def deliver(stream: Any) -> None:
         sinks = list(sinks_factory())
         writer = writer_factory()
+        try:
+            await _deliver_all(stream, sinks, writer)
+        finally:
+            for sink in sinks:
+                await sink.close()
+            await writer.close()
+
+    async def _deliver_all(stream: Any, sinks: list[AlertSink], writer: BulkWriter) -> None:
         async for event in stream.events():
             metrics.events_in.labels(AGENT).inc()
             message = event.message

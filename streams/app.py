@@ -84,6 +84,7 @@ def create_app(
 ) -> StreamApp:
     """The finpulse Faust app for ``settings`` (factories default to the real model, ES and sinks)."""
     import faust
+    from mode.supervisors import CrashingSupervisor
 
     kafka = settings.kafka
     metrics = metrics or StreamMetrics()
@@ -104,10 +105,13 @@ def create_app(
         topic_replication_factor=1,
         table_standby_replicas=0,
         web_enabled=settings.stream.web_port > 0,
-        web_port=settings.stream.web_port,
+        web_port=settings.stream.web_port or 6066,
         web_bind=settings.stream.web_host,
         web_in_thread=False,
         autodiscover=False,
+        # An agent that crashes (a bug, e.g. SerializationBug) takes the worker down loudly, with a
+        # non-zero exit, instead of leaving a silently dead agent; uncommitted input is re-delivered.
+        agent_supervisor=CrashingSupervisor,
     )
     topics = StreamTopics.declare(app, settings)
     sinks = sinks_factory or (

@@ -51,6 +51,12 @@ def register(
     @app.agent(topics.news_scored, name="finpulse.index")
     async def index(stream: Any) -> None:
         writer = writer_factory()
+        try:
+            await _index_batches(stream, writer)
+        finally:
+            await writer.close()
+
+    async def _index_batches(stream: Any, writer: BulkWriter) -> None:
         async for events in stream.take_events(settings.stream.index_batch_size, within=settings.stream.index_wait_s):
             metrics.events_in.labels(AGENT).inc(len(events))
             docs: list[Doc] = []

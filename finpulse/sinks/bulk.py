@@ -32,6 +32,8 @@ MAX_BACKOFF_S = 30.0
 class AsyncBulkClient(Protocol):
     async def bulk(self, *, operations: Sequence[Mapping[str, Any]], refresh: Any = ...) -> Any: ...
 
+    async def close(self) -> None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class Doc:
@@ -78,6 +80,9 @@ class BulkWriter:
                 self._on_retry()
                 await asyncio.sleep(min(MAX_BACKOFF_S, self._backoff_s * 2 ** min(attempt - 1, 16)))
         return attempt
+
+    async def close(self) -> None:
+        await self._client.close()
 
     def _level(self, attempt: int) -> int:
         return logging.WARNING if attempt < self._warn_after else logging.ERROR
