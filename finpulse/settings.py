@@ -172,6 +172,13 @@ class StackSettings(BaseModel):
     alerta_port: int = Field(8080, ge=1, le=65535, description="Alerta API port.")
     postgres_port: int = Field(55432, ge=1, le=65535, description="Embedded PostgreSQL port (Alerta's database).")
     start_timeout_s: float = Field(60.0, gt=0, description="Seconds each server gets to become healthy.")
+    stop_timeout_s: float = Field(10.0, gt=0, description="Seconds a server gets to exit after SIGTERM before SIGKILL.")
+    kafka_storage_url: str = Field(
+        "memory://tansu/",
+        description="Tansu storage engine: memory://tansu/ (lost at stop) or s3://BUCKET/ with AWS_ENDPOINT, "
+        "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ALLOW_HTTP in the environment (infra/stack/QUIRKS.md).",
+    )
+    postgres_os_user: str = Field("nobody", description="OS user that runs PostgreSQL when finpulse runs as root.")
 
 
 class ScrapeSettings(BaseModel):
