@@ -41,7 +41,9 @@ baseline):
 * **resolve** when the key is raised and either the open window holds ``n >= min_count`` articles with a
   share under ``p0 * resolve_ratio``, or a window closes with a share under ``p0 * resolve_ratio``
   (an empty window, i.e. silence, resolves too). The raise needs significance, the resolve only a share
-  back near the baseline: between the two the alert stays as it is (hysteresis).
+  back near the baseline: between the two the alert stays as it is (hysteresis). The open window is
+  tested after every article, so a partial window of ``min_count`` articles can already resolve; raise
+  ``min_count`` to make both decisions wait for more evidence.
 
 Severity comes from the p-value: ``critical`` under ``alpha / 100``, ``major`` under ``alpha / 10``,
 ``minor`` under ``alpha``; a resolve is ``normal``.
