@@ -15,3 +15,11 @@ class DocumentRejected(SinkError):
 
 class AlertDeliveryError(SinkError):
     """An alert sink refused an alert for good (not a transient failure)."""
+
+
+class ElasticsearchConfigError(SinkError):
+    """The Elasticsearch settings cannot build a client (conflicting auth, missing CA file, no aiohttp)."""
+
+
+class TemplateError(SinkError):
+    """An index template file is missing or Elasticsearch refused it."""
