@@ -40,12 +40,13 @@ def _root(
 
 def _register() -> None:
     # Each subsystem adds its own commands; those modules import nothing heavy at module level.
+    from finpulse import config_cli
     from finpulse.infra import cli as infra_cli
     from finpulse.models import cli as models_cli
     from finpulse.sources import cli as sources_cli
     from finpulse.streams import cli as streams_cli
 
-    for module in (infra_cli, models_cli, sources_cli, streams_cli):
+    for module in (config_cli, infra_cli, models_cli, sources_cli, streams_cli):
         module.register(app)
 
 

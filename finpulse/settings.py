@@ -9,13 +9,16 @@ default ``.finpulse/stack.env``, which ``finpulse stack up`` writes), real envir
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as PydanticSettingsError
 
 from finpulse.exceptions import SettingsError
 
@@ -248,8 +251,46 @@ def load_settings(env_file: Path | None = None, **overrides: Any) -> Settings:
         problems = []
         for err in exc.errors():
             name = env_var_name(err["loc"])
-            problems.append(f"{name}: {err['msg']} (got {err.get('input')!r})" if err["type"] != "missing" else f"{name}: required")
+            if err["type"] == "missing":
+                problems.append(f"{name}: required")
+            else:
+                problems.append(f"{name}: {err['msg']} (got {_shown_input(err['loc'], err.get('input'))})")
         raise SettingsError("invalid settings: " + "; ".join(problems)) from None
+    except PydanticSettingsError as exc:  # a list or group value that is not valid JSON
+        match = re.search(r'field "([^"]+)"', str(exc))
+        group = ENV_PREFIX + (match.group(1).upper() if match else "*")
+        raise SettingsError(
+            f"{group} (or one of its {NESTED_DELIMITER} variables): not valid JSON (lists and groups are written as JSON)"
+        ) from None
+
+
+_SECRET_WORDS = ("password", "key", "token", "secret")
+
+
+def _is_secret(loc: tuple[Any, ...]) -> bool:
+    """Whether a validation error location is a secret: a SecretStr field, or a name that sounds like one."""
+    names = [str(p).lower() for p in loc if not isinstance(p, int)]
+    if any(word in name for name in names for word in _SECRET_WORDS):
+        return True
+    model: type[BaseModel] = Settings
+    for name in names:
+        field = model.model_fields.get(name)
+        if field is None:
+            return False
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            model = field.annotation
+            continue
+        return "SecretStr" in repr(field.annotation)
+    return False
+
+
+def _shown_input(loc: tuple[Any, ...], value: Any) -> str:
+    """The bad input as the error shows it: never a secret, never a whole group (it may hold secrets)."""
+    if _is_secret(loc):
+        return "a secret value, not shown"
+    if isinstance(value, dict | BaseModel):
+        return "a group of values"
+    return repr(value)
 
 
 def settings_table() -> list[tuple[str, str, str]]:
@@ -267,6 +308,8 @@ def settings_table() -> list[tuple[str, str, str]]:
                 shown = "(secret)"
             elif default is None:
                 shown = ""
+            elif isinstance(default, list):
+                shown = json.dumps(default, default=str)  # lists are written as JSON in the environment
             else:
                 shown = str(default.value if isinstance(default, Enum) else default)
             rows.append((prefix + name.upper(), shown, field.description or ""))

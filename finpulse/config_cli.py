@@ -1,0 +1,108 @@
+"""``finpulse config``: show the current settings (secrets masked) and the table of every variable."""
+
+from __future__ import annotations
+
+import json
+import logging
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import typer
+from pydantic import BaseModel, SecretStr
+
+from finpulse.exceptions import FinpulseError
+from finpulse.settings import ENV_PREFIX, NESTED_DELIMITER, Settings, settings_table
+
+logger = logging.getLogger(__name__)
+
+TABLE_START = "<!-- settings-table:start -->"
+TABLE_END = "<!-- settings-table:end -->"
+MASK = "**********"
+
+
+def markdown_table() -> str:
+    """The Markdown table of every setting: variable, default and description (no trailing newline)."""
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| Variable | Default | Description |", "|---|---|---|"]
+    for name, default, description in settings_table():
+        shown = f"`{cell(default)}`" if default else ""
+        lines.append(f"| `{name}` | {shown} | {cell(description)} |")
+    return "\n".join(lines)
+
+
+def replace_table(text: str, table: str) -> str:
+    """``text`` with the part between the settings-table markers replaced by ``table``."""
+    start, end = text.find(TABLE_START), text.find(TABLE_END)
+    if start < 0 or end < start:
+        raise FinpulseError(f"no {TABLE_START} ... {TABLE_END} section found")
+    return text[: start + len(TABLE_START)] + "\n" + table + "\n" + text[end:]
+
+
+def masked_env(settings: Settings) -> dict[str, str]:
+    """Every set value as its ``FINPULSE_`` variable, secrets masked."""
+    env: dict[str, str] = {}
+
+    def shown(value: Any) -> str:
+        if isinstance(value, SecretStr):
+            return MASK
+        if isinstance(value, Enum):
+            return str(value.value)
+        if isinstance(value, list | dict):
+            return json.dumps(value, default=str)
+        return str(value)
+
+    def walk(model: BaseModel, prefix: str) -> None:
+        for name in type(model).model_fields:
+            value = getattr(model, name)
+            if isinstance(value, BaseModel):
+                walk(value, prefix + name.upper() + NESTED_DELIMITER)
+            elif value is not None:
+                env[prefix + name.upper()] = shown(value)
+
+    walk(settings, ENV_PREFIX)
+    return env
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``finpulse config show`` and ``finpulse config table``."""
+    config = typer.Typer(name="config", help="Inspect the settings.", no_args_is_help=True)
+
+    @config.command("show")
+    def show(
+        ctx: typer.Context,
+        fmt: str = typer.Option("json", "--format", help="json (nested) or env (FINPULSE_ variables)."),
+    ) -> None:
+        """Print the current settings, secrets masked."""
+        from finpulse.cli import settings_of
+
+        settings = settings_of(ctx)
+        if fmt == "json":
+            typer.echo(settings.model_dump_json(indent=2))
+        elif fmt == "env":
+            for name, value in masked_env(settings).items():
+                typer.echo(f"{name}={value}")
+        else:
+            raise typer.BadParameter("must be json or env", param_hint="--format")
+
+    @config.command("table")
+    def table(
+        write: Path | None = typer.Option(
+            None, "--write", help="Replace the table between the settings-table markers of this file (README.md)."
+        ),
+    ) -> None:
+        """Print the Markdown table of every variable, its default and description."""
+        generated = markdown_table()
+        if write is None:
+            typer.echo(generated)
+            return
+        text = write.read_text(encoding="utf-8")
+        updated = replace_table(text, generated)
+        if updated != text:
+            write.write_text(updated, encoding="utf-8")
+            logger.info("updated the settings table in %s", write)
+
+    app.add_typer(config)
