@@ -100,4 +100,38 @@ def register(app: Any, topics: StreamTopics, settings: Settings, metrics: Stream
                 table[obs.key] = new_entry.dump()
             metrics.events_out.labels(AGENT).inc()
 
+    if settings.stream.web_port:
+        _register_view(app, table, detector)
     return table
+
+
+def describe(entry: SpikeEntry, detector: SpikeDetector) -> dict[str, Any]:
+    """What the spike view shows of a key: the open window, its baseline and the alert state."""
+    state = entry.state
+    return {
+        "key": state.key,
+        "window_start": state.window_start,
+        "window_s": detector.settings.window_s,
+        "n": state.n,
+        "k": state.k,
+        "baseline": detector.baseline(state),
+        "raised": state.raised,
+        "windows_closed": state.windows_closed,
+        "counted_ids": len(entry.ids),
+        "evidence": entry.evidence,
+    }
+
+
+def _register_view(app: Any, table: Any, detector: SpikeDetector) -> None:
+    from faust import web
+
+    @app.page("/spikes/{key}/")
+    class SpikeView(web.View):
+        """``GET /spikes/<key>/``: the spike state of a ticker (or ``market``), from the partition owner."""
+
+        @app.table_route(table=table, match_info="key")
+        async def get(self, request: web.Request, key: str) -> web.Response:
+            value = table.get(key)
+            if value is None:
+                return self.json({"key": key, "error": "no articles seen for this key"}, status=404)
+            return self.json(describe(SpikeEntry.load(value, detector, key), detector))
