@@ -82,7 +82,9 @@ def stack_status(ctx: typer.Context) -> None:
     statuses = Stack(settings_of(ctx).stack).status()
     _console().print(_status_table("finpulse stack status", statuses))
     if not all(s.healthy for s in statuses):
-        raise typer.Exit(1)
+        # SystemExit, not typer.Exit: finpulse.cli.main runs click with standalone_mode=False, which turns
+        # typer.Exit into a return value that main() drops.
+        raise SystemExit(1)
 
 
 @stack_app.command("logs")

@@ -1,0 +1,138 @@
+"""Session fixtures shared by every test package.
+
+``stack``: the real embedded servers (Tansu, osmem, PostgreSQL + Alerta), started once per session on
+free loopback ports with a state dir under pytest's tmp dir, stopped at the end. Set
+``FINPULSE_TEST_STACK_ENV`` to a ``stack.env`` written by ``finpulse stack up`` to use an already
+running stack instead (it is then neither started nor stopped).
+``unique_name``: a unique lowercase id per test, valid as a topic, index, prefix or group name.
+``es_client``: a synchronous Elasticsearch client from the factory, pointed at the stack.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from finpulse.settings import Settings, StackSettings, load_settings
+
+if TYPE_CHECKING:
+    from elasticsearch import Elasticsearch
+
+    from finpulse.infra.stack.manager import Stack
+
+logger = logging.getLogger(__name__)
+
+# Short consumer-group timings: Tansu completes a group join only after about half the session timeout.
+TEST_KAFKA = {"session_timeout_s": 6.0, "heartbeat_interval_s": 1.0, "request_timeout_s": 15.0}
+
+
+@dataclass(frozen=True)
+class StackHandle:
+    """The running embedded stack as tests see it."""
+
+    settings: Settings
+    kafka_bootstrap: str
+    es_url: str
+    alerta_endpoint: str
+    alerta_api_key: str
+    env_file: Path
+    state_dir: Path | None  # None when the stack came from FINPULSE_TEST_STACK_ENV
+    manager: Stack | None
+
+
+def stack_settings_on_free_ports(state_dir: Path, **extra: Any) -> StackSettings:
+    """Stack settings with four ports the OS reports free now."""
+    from finpulse.infra.stack.process import free_port
+
+    ports = set()
+    while len(ports) < 4:
+        ports.add(free_port())
+    kafka, es, pg, alerta = sorted(ports)
+    return StackSettings(state_dir=state_dir, kafka_port=kafka, elasticsearch_port=es, postgres_port=pg,
+                         alerta_port=alerta, **extra)
+
+
+def _read_env_file(path: Path) -> dict[str, str]:
+    values = {}
+    for line in path.read_text().splitlines():
+        name, sep, value = line.partition("=")
+        if sep and not name.lstrip().startswith("#"):
+            values[name.strip()] = value.strip()
+    return values
+
+
+def _handle(env_file: Path, manager: Stack | None) -> StackHandle:
+    # Explicit overrides, so FINPULSE_ variables in the developer's shell cannot point tests elsewhere.
+    env = _read_env_file(env_file)
+    settings = load_settings(
+        env_file,
+        kafka={**TEST_KAFKA, "bootstrap_servers": env["FINPULSE_KAFKA__BOOTSTRAP_SERVERS"]},
+        elasticsearch={"url": env["FINPULSE_ELASTICSEARCH__URL"],
+                       "compat_json": env.get("FINPULSE_ELASTICSEARCH__COMPAT_JSON", "false").lower() == "true"},
+        alerta={"endpoint": env["FINPULSE_ALERTA__ENDPOINT"], "api_key": env.get("FINPULSE_ALERTA__API_KEY")},
+        stack=manager.settings.model_dump() if manager else {},
+    )
+    key = settings.alerta.api_key.get_secret_value() if settings.alerta.api_key else ""
+    return StackHandle(
+        settings=settings,
+        kafka_bootstrap=settings.kafka.bootstrap_servers,
+        es_url=settings.elasticsearch.url,
+        alerta_endpoint=settings.alerta.endpoint,
+        alerta_api_key=key,
+        env_file=env_file,
+        state_dir=manager.state_dir if manager else None,
+        manager=manager,
+    )
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackHandle]:
+    """Every embedded server, started once for the session (or the one named by FINPULSE_TEST_STACK_ENV)."""
+    external = os.environ.get("FINPULSE_TEST_STACK_ENV")
+    if external:
+        yield _handle(Path(external), None)
+        return
+    from finpulse.infra.stack.exceptions import PortInUseError
+    from finpulse.infra.stack.manager import Stack
+
+    state_dir = tmp_path_factory.mktemp("stack")
+    for attempt in range(3):
+        manager = Stack(stack_settings_on_free_ports(state_dir, start_timeout_s=90.0))
+        try:
+            manager.up()
+            break
+        except PortInUseError as exc:  # another process took a port between the probe and the start
+            logger.warning("stack start attempt %d: %s", attempt + 1, exc)
+            if attempt == 2:
+                raise
+    try:
+        yield _handle(manager.env_file, manager)
+    finally:
+        manager.down()
+
+
+@pytest.fixture
+def unique_name(request: pytest.FixtureRequest) -> str:
+    """A unique lowercase id for this test (letters, digits, dashes; starts with a letter)."""
+    base = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:24].strip("-")
+    return f"t-{base}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def es_client(stack: StackHandle) -> Iterator[Elasticsearch]:
+    """A synchronous client built by ``make_es_client`` for the stack."""
+    from finpulse.sinks.elasticsearch import make_es_client
+
+    client = make_es_client(stack.settings.elasticsearch)
+    try:
+        yield client
+    finally:
+        client.close()
