@@ -17,11 +17,11 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
-from finpulse.settings import Settings, StackSettings, load_settings
+from finpulse.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
@@ -46,18 +46,6 @@ class StackHandle:
     env_file: Path
     state_dir: Path | None  # None when the stack came from FINPULSE_TEST_STACK_ENV
     manager: Stack | None
-
-
-def stack_settings_on_free_ports(state_dir: Path, **extra: Any) -> StackSettings:
-    """Stack settings with four ports the OS reports free now."""
-    from finpulse.infra.stack.process import free_port
-
-    ports = set()
-    while len(ports) < 4:
-        ports.add(free_port())
-    kafka, es, pg, alerta = sorted(ports)
-    return StackSettings(state_dir=state_dir, kafka_port=kafka, elasticsearch_port=es, postgres_port=pg,
-                         alerta_port=alerta, **extra)
 
 
 def _read_env_file(path: Path) -> dict[str, str]:
@@ -101,11 +89,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackHandle]:
         yield _handle(Path(external), None)
         return
     from finpulse.infra.stack.exceptions import PortInUseError
-    from finpulse.infra.stack.manager import Stack
+    from finpulse.infra.stack.manager import Stack, settings_on_free_ports
 
     state_dir = tmp_path_factory.mktemp("stack")
     for attempt in range(3):
-        manager = Stack(stack_settings_on_free_ports(state_dir, start_timeout_s=90.0))
+        manager = Stack(settings_on_free_ports(state_dir, start_timeout_s=90.0))
         try:
             manager.up()
             break

@@ -88,6 +88,9 @@ class KafkaServer(Server):
             "--storage-engine", self.stack.kafka_storage_url,
         ]
 
+    def environment(self) -> dict[str, str]:
+        return {**super().environment(), "NO_COLOR": "1"}  # plain log file, no ANSI escapes
+
     def probe(self) -> str | None:
         try:
             brokers = metadata_brokers(self.host, self.port)

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -45,6 +46,16 @@ class ServerStatus:
     startup_s: float | None
     log_file: Path
     detail: str = ""
+
+
+def settings_on_free_ports(state_dir: Path, **extra: Any) -> StackSettings:
+    """Stack settings with four distinct ports the OS reports free now (tests, side-by-side stacks)."""
+    ports: set[int] = set()
+    while len(ports) < 4:
+        ports.add(process.free_port())
+    kafka, elasticsearch, postgres, alerta = sorted(ports)
+    return StackSettings(state_dir=state_dir, kafka_port=kafka, elasticsearch_port=elasticsearch,
+                         postgres_port=postgres, alerta_port=alerta, **extra)
 
 
 class Stack:
