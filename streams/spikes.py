@@ -6,7 +6,7 @@ every scored article, or :meth:`SpikeDetector.advance` from a timer so silent ke
 
     detector = SpikeDetector(settings.spike)
     state = KeyState.from_dict(table[key]) if key in table else detector.new_state(key)
-    state, decisions = detector.observe(state, ts, negative)
+    state, decisions = detector.observe(state, ts, negative, now=time.time())
     table[key] = state.to_dict()
     for decision in decisions:
         send(decision.to_alert(headlines))
@@ -43,7 +43,9 @@ baseline):
   (an empty window, i.e. silence, resolves too). The raise needs significance, the resolve only a share
   back near the baseline: between the two the alert stays as it is (hysteresis). The open window is
   tested after every article, so a partial window of ``min_count`` articles can already resolve; raise
-  ``min_count`` to make both decisions wait for more evidence.
+  ``min_count`` to make both decisions wait for more evidence. Testing a growing window again after each
+  article raises somewhat more often than ``alpha`` under the null (repeated looks); ``alpha`` is a
+  per-test level, not a guaranteed false-alarm rate per window.
 
 Severity comes from the p-value: ``critical`` under ``alpha / 100``, ``major`` under ``alpha / 10``,
 ``minor`` under ``alpha``; a resolve is ``normal``.
@@ -299,14 +301,22 @@ class SpikeDetector:
         p0 = (state.hist_k + m * self.settings.prior_share) / (state.hist_n + m)
         return min(1.0 - 1e-12, max(self.baseline_floor, p0))
 
-    def observe(self, state: KeyState, ts: float, negative: bool) -> tuple[KeyState, list[Decision]]:
+    def observe(
+        self, state: KeyState, ts: float, negative: bool, *, now: float | None = None
+    ) -> tuple[KeyState, list[Decision]]:
         """Count one scored article of ``state.key`` at event time ``ts``; return the new state and decisions.
+
+        ``now`` (the caller's wall clock, optional) caps ``ts``: an article stamped in the future (a feed
+        with a wrong time zone) counts at ``now`` instead of pushing the key's window ahead, which would
+        make every correctly stamped article after it "late".
 
         Decisions come in order: at most a resolve from the window(s) this event closes, then at most one
         raise or resolve on the open window.
         """
         if not math.isfinite(ts):
             raise ValueError(f"event time must be finite, got {ts}")
+        if now is not None and ts > now:
+            ts = now
         decisions: list[Decision] = []
         if state.window_start is not None and ts < state.window_start:
             if ts < state.window_start - self.max_lateness_s:

@@ -334,3 +334,47 @@ def test_bad_detector_arguments() -> None:
     with pytest.raises(ValueError):
         det = make()
         det.observe(det.new_state("X"), math.nan, True)
+
+
+def test_future_event_is_capped_at_now() -> None:
+    det = make()
+    state = det.new_state("SKEW")
+    now = T0 + 10
+    state, _ = det.observe(state, now + 5 * 3600, True, now=now)  # a feed five hours ahead
+    assert state.window_start == T0
+    state, _ = det.observe(state, now + 1, False, now=now + 1)
+    assert (state.window_start, state.n, state.late_dropped) == (T0, 2, 0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    events=st.lists(
+        st.tuples(st.floats(min_value=-400, max_value=4 * W), st.booleans()), min_size=1, max_size=300
+    ),
+    split=st.integers(min_value=0, max_value=300),
+)
+def test_detector_invariants_on_random_streams(events: list[tuple[float, bool]], split: int) -> None:
+    det = make(min_count=3, cooldown_s=W)
+    state = det.new_state("RND")
+    restored = det.new_state("RND")
+    clock = T0
+    decisions: list[Decision] = []
+    for i, (step, negative) in enumerate(events):
+        clock += step if step > 0 else 0
+        ts = clock + (step if step < 0 else 0)  # some events come late
+        state, got = det.observe(state, ts, negative)
+        if i == split:  # a restart: the state goes through JSON
+            restored = KeyState.from_dict(json.loads(json.dumps(state.to_dict())))
+            assert restored == state
+        decisions.extend(got)
+        assert state.k <= state.n and 0.0 < det.baseline(state) < 1.0
+    statuses = [d.status for d in decisions]
+    # raises and resolves alternate, starting with a raise
+    assert all(s == ("raise" if i % 2 == 0 else "resolve") for i, s in enumerate(statuses))
+    assert state.raised == (len(statuses) % 2 == 1)
+    for d in decisions:
+        if d.status == "raise":
+            assert d.n >= 3 and d.p_value < det.settings.alpha
+        assert d.window_end - d.window_start == W and 0.0 <= d.share <= 1.0
+    raise_times = [d.ts for d in decisions if d.status == "raise"]
+    assert all(b - a >= W for a, b in zip(raise_times, raise_times[1:], strict=False))
