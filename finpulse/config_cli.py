@@ -21,6 +21,11 @@ TABLE_END = "<!-- settings-table:end -->"
 MASK = "**********"
 
 
+class ShowFormat(str, Enum):
+    JSON = "json"
+    ENV = "env"
+
+
 def markdown_table() -> str:
     """The Markdown table of every setting: variable, default and description (no trailing newline)."""
 
@@ -74,19 +79,17 @@ def register(app: typer.Typer) -> None:
     @config.command("show")
     def show(
         ctx: typer.Context,
-        fmt: str = typer.Option("json", "--format", help="json (nested) or env (FINPULSE_ variables)."),
+        fmt: ShowFormat = typer.Option(ShowFormat.JSON, "--format", help="json (nested) or env (FINPULSE_ variables)."),
     ) -> None:
         """Print the current settings, secrets masked."""
         from finpulse.cli import settings_of
 
         settings = settings_of(ctx)
-        if fmt == "json":
+        if fmt is ShowFormat.JSON:
             typer.echo(settings.model_dump_json(indent=2))
-        elif fmt == "env":
+        else:
             for name, value in masked_env(settings).items():
                 typer.echo(f"{name}={value}")
-        else:
-            raise typer.BadParameter("must be json or env", param_hint="--format")
 
     @config.command("table")
     def table(
