@@ -79,14 +79,22 @@ def make_async_es_client(settings: ElasticsearchSettings) -> AsyncElasticsearch:
 
 
 def _plain_json_urllib3_node() -> type:
-    from elastic_transport import Urllib3HttpNode
+    from elastic_transport import HttpHeaders, Urllib3HttpNode
+    from elastic_transport._models import DEFAULT, DefaultType
+    from elastic_transport._node._base import NodeApiResponse
 
     class PlainJsonUrllib3HttpNode(Urllib3HttpNode):
         """Urllib3HttpNode that sends plain JSON media types (for osmem)."""
 
-        def perform_request(self, method: str, target: str, body: bytes | None = None, headers: Any = None,
-                            **kwargs: Any) -> Any:
-            return super().perform_request(method, target, body=body, headers=plain_media_types(headers), **kwargs)
+        def perform_request(
+            self,
+            method: str,
+            target: str,
+            body: bytes | None = None,
+            headers: HttpHeaders | None = None,
+            request_timeout: DefaultType | float | None = DEFAULT,
+        ) -> NodeApiResponse:
+            return super().perform_request(method, target, body, plain_media_types(headers), request_timeout)
 
     return PlainJsonUrllib3HttpNode
 
@@ -97,12 +105,21 @@ def _plain_json_aiohttp_node() -> type:
     except ImportError:  # elastic_transport exports it only when aiohttp is installed
         raise ElasticsearchConfigError("the async Elasticsearch client needs aiohttp: pip install aiohttp") from None
 
+    from elastic_transport import HttpHeaders
+    from elastic_transport._models import DEFAULT, DefaultType
+    from elastic_transport._node._base import NodeApiResponse
+
     class PlainJsonAiohttpHttpNode(AiohttpHttpNode):
         """AiohttpHttpNode that sends plain JSON media types (for osmem)."""
 
-        async def perform_request(self, method: str, target: str, body: bytes | None = None,  # type: ignore[override]
-                                  headers: Any = None, **kwargs: Any) -> Any:
-            return await super().perform_request(method, target, body=body, headers=plain_media_types(headers),
-                                                 **kwargs)
+        async def perform_request(  # type: ignore[override]
+            self,
+            method: str,
+            target: str,
+            body: bytes | None = None,
+            headers: HttpHeaders | None = None,
+            request_timeout: DefaultType | float | None = DEFAULT,
+        ) -> NodeApiResponse:
+            return await super().perform_request(method, target, body, plain_media_types(headers), request_timeout)
 
     return PlainJsonAiohttpHttpNode

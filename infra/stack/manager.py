@@ -225,6 +225,12 @@ class Stack:
             "FINPULSE_ELASTICSEARCH__COMPAT_JSON": "true",
             "FINPULSE_ALERTA__ENDPOINT": self.alerta.url(),
             "FINPULSE_ALERTA__API_KEY": self.alerta.api_key(),
+            # so that later `finpulse stack status|down|logs` find the same servers without the same variables
+            "FINPULSE_STACK__HOST": self.settings.host,
+            "FINPULSE_STACK__KAFKA_PORT": str(self.settings.kafka_port),
+            "FINPULSE_STACK__ELASTICSEARCH_PORT": str(self.settings.elasticsearch_port),
+            "FINPULSE_STACK__POSTGRES_PORT": str(self.settings.postgres_port),
+            "FINPULSE_STACK__ALERTA_PORT": str(self.settings.alerta_port),
         }
 
     def _write_env_file(self) -> None:

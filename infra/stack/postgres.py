@@ -80,7 +80,7 @@ class PostgresServer(Server):
         logger.info("postgres: initdb %s", self.pgdata)
         extra: dict[str, object] = {"user": user, "group": pwd.getpwnam(user).pw_gid, "extra_groups": []} if user else {}
         with self.log_file.open("ab") as log:
-            result = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,  # noqa: S603
+            result = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                     check=False, **extra)  # type: ignore[call-overload]
         if result.returncode != 0:
             raise ServerStartError(self.name, f"initdb failed with code {result.returncode}", self.log_file)

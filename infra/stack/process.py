@@ -139,10 +139,10 @@ def spawn(
     with log_file.open("ab") as log:
         log.write(f"\n=== {time.strftime('%Y-%m-%dT%H:%M:%S')} starting: {' '.join(argv)}\n".encode())
         log.flush()
-        extra: dict[str, object] = {}
+        uid_gid: dict[str, int | None] = {"user": None, "group": None}
         if user is not None:
-            extra = {"user": user, "group": user_group(user), "extra_groups": []}
-        return subprocess.Popen(  # noqa: S603 - argv is built by the stack, never from input
+            uid_gid = {"user": user_uid(user), "group": user_group(user)}
+        return subprocess.Popen(
             list(argv),
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -150,8 +150,16 @@ def spawn(
             env=dict(env) if env is not None else None,
             cwd=cwd,
             start_new_session=True,
-            **extra,  # type: ignore[arg-type]
+            user=uid_gid["user"],
+            group=uid_gid["group"],
+            extra_groups=[] if user is not None else None,
         )
+
+
+def user_uid(user: str) -> int:
+    import pwd
+
+    return pwd.getpwnam(user).pw_uid
 
 
 def user_group(user: str) -> int:

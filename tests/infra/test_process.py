@@ -104,3 +104,23 @@ def test_process_alive_checks_create_time() -> None:
         proc.kill()
         proc.wait()
     assert not process_alive(proc.pid)
+
+
+def test_stack_logs_command_shows_the_tail_of_each_log(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from finpulse.cli import app
+
+    logs = tmp_path / "state" / "logs"
+    logs.mkdir(parents=True)
+    (logs / "kafka.log").write_text("".join(f"kafka line {i}\n" for i in range(100)))
+    env = {"FINPULSE_STACK__STATE_DIR": str(tmp_path / "state"), "FINPULSE_ENV_FILE": ""}
+    result = CliRunner().invoke(app, ["--env-file", str(tmp_path / "none.env"), "stack", "logs", "kafka", "-n", "3"],
+                                env=env)
+    assert result.exit_code == 0, result.output
+    assert "kafka line 99" in result.output and "kafka line 97" in result.output
+    assert "kafka line 96" not in result.output
+    everything = CliRunner().invoke(app, ["--env-file", str(tmp_path / "none.env"), "stack", "logs"], env=env)
+    assert "alerta: no log yet" in everything.output
+    unknown = CliRunner().invoke(app, ["--env-file", str(tmp_path / "none.env"), "stack", "logs", "nope"], env=env)
+    assert unknown.exit_code != 0
