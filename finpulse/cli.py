@@ -54,20 +54,9 @@ _register()
 
 
 def main() -> None:
-    """Entry point: named errors become one clear line and exit code 2."""
+    """Entry point: click reports usage errors itself; named finpulse errors become one line and exit code 2."""
     try:
-        app(standalone_mode=False)
+        app()
     except FinpulseError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise SystemExit(2) from None
-    except typer.Abort:
-        raise SystemExit(130) from None
-    except typer.Exit as exc:
-        raise SystemExit(exc.exit_code) from None
-    except Exception as exc:  # click usage errors keep their own message and code
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            raise SystemExit(exc.exit_code) from None
-        raise

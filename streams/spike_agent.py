@@ -11,6 +11,7 @@ acknowledged by Kafka *before* the new state is written: a crash in between re-s
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,13 +47,16 @@ class SpikeEntry:
 
 
 def update(
-    entry: SpikeEntry, obs: SentimentObservation, detector: SpikeDetector, top_n: int
+    entry: SpikeEntry, obs: SentimentObservation, detector: SpikeDetector, top_n: int, now: float | None = None
 ) -> tuple[SpikeEntry, list[Any]] | None:
-    """Count ``obs`` into ``entry``; None when this article was already counted for the key."""
+    """Count ``obs`` into ``entry``; None when this article was already counted for the key.
+
+    ``now`` (wall clock) caps future-dated event times, so one bad timestamp cannot push a key's window ahead.
+    """
     if obs.article_id in entry.ids:
         return None
     previous_window = entry.state.window_start
-    state, decisions = detector.observe(entry.state, obs.event_time.timestamp(), obs.negative)
+    state, decisions = detector.observe(entry.state, obs.event_time.timestamp(), obs.negative, now=now)
     window = state.window_start if state.window_start is not None else 0.0
     evidence = entry.evidence if state.window_start == previous_window else []
     if obs.negative:
@@ -82,7 +86,7 @@ def register(app: Any, topics: StreamTopics, settings: Settings, metrics: Stream
                 raise SerializationBug(f"unreadable observation: {result.reason}")
             obs = result.value
             entry = SpikeEntry.load(table.get(obs.key), detector, obs.key)
-            updated = update(entry, obs, detector, top_n)
+            updated = update(entry, obs, detector, top_n, now=time.time())
             if updated is None:
                 metrics.duplicates.labels(AGENT).inc()
                 continue

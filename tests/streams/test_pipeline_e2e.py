@@ -1,0 +1,175 @@
+"""End to end on the real embedded servers: news.raw → worker → Elasticsearch + Alerta."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from finpulse.infra.topics import NEWS_RAW, NEWS_RAW_DLQ, topic_name
+from finpulse.settings import Settings
+from finpulse.streams.ids import article_id
+from finpulse.streams.records import DeadLetter, NewsArticle
+
+from .harness import WorkerProcess, consume_all, produce, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+WINDOW_S = 60.0
+NEGATIVE = "{t} shares plunge after fraud probe and lawsuit, losses deepen #{i}"
+NEUTRAL = "{t} schedules quarterly results call for next week #{i}"
+
+
+def _article(ticker: str, i: int, when: datetime, negative: bool) -> NewsArticle:
+    title = (NEGATIVE if negative else NEUTRAL).format(t=ticker, i=i)
+    url = f"https://news.example/{ticker.lower()}/{i}"
+    return NewsArticle(id=article_id(url), url=url, source="e2e", title=title, published_at=when, tickers=[ticker])
+
+
+def _window_articles(ticker: str, start: int, window: datetime, n: int, negatives: int) -> list[NewsArticle]:
+    return [_article(ticker, start + j, window + timedelta(seconds=1 + j), j < negatives) for j in range(n)]
+
+
+def _send(settings: Settings, articles: list[NewsArticle]) -> None:
+    produce(settings, topic_name(settings.kafka, NEWS_RAW), [(a.id.encode(), a.to_bytes()) for a in articles])
+
+
+def _count(es: Any, settings: Settings) -> int:
+    index = f"{settings.elasticsearch.index_prefix}-news-*"
+    es.indices.refresh(index=index, ignore_unavailable=True, allow_no_indices=True)
+    return int(es.count(index=index, ignore_unavailable=True, allow_no_indices=True)["count"])
+
+
+def _alerts(settings: Settings, resource: str) -> list[dict[str, Any]]:
+    key = settings.alerta.api_key.get_secret_value() if settings.alerta.api_key else ""
+    response = httpx.get(
+        f"{settings.alerta.endpoint}/alerts", params={"resource": resource, "event": "NegativeSentimentSpike"},
+        headers={"Authorization": f"Key {key}"}, timeout=10,
+    )
+    response.raise_for_status()
+    return list(response.json()["alerts"])
+
+
+def _json_if(url: str, check: Any) -> dict[str, Any] | None:
+    try:
+        response = httpx.get(url, timeout=5)
+    except httpx.TransportError:
+        return None
+    if response.status_code != 200:
+        return None
+    body = response.json()
+    return body if check(body) else None
+
+
+def test_burst_for_one_ticker_raises_one_alert_and_recovery_resolves_it(
+    pipeline_settings: Settings, es_client: Any, tmp_path: Path
+) -> None:
+    settings = pipeline_settings
+    suffix = settings.kafka.consumer_group[-5:].upper()
+    x, y = f"X{suffix}", f"Y{suffix}"
+    now = datetime.now(UTC)
+    t0 = datetime.fromtimestamp(math.floor(now.timestamp() / WINDOW_S) * WINDOW_S, UTC) - timedelta(hours=1)
+    worker = WorkerProcess(settings, tmp_path / "worker.log").start()
+    try:
+        sent = 0
+        for w in range(8):  # history: 10% negative for both tickers
+            window = t0 + timedelta(seconds=w * WINDOW_S)
+            batch = _window_articles(x, w * 100, window, 10, 1) + _window_articles(y, w * 100, window, 10, 1)
+            _send(settings, batch)
+            sent += len(batch)
+            wait_for(lambda n=sent: _count(es_client, settings) >= n, 120, f"{sent} documents", worker)
+        burst_window = t0 + timedelta(seconds=8 * WINDOW_S)
+        burst = _window_articles(x, 1000, burst_window, 12, 12)
+        _send(settings, burst + _window_articles(y, 1000, burst_window, 10, 1))
+        sent += 22
+        raised = wait_for(lambda: [a for a in _alerts(settings, x) if a["status"] == "open"], 120,
+                          f"an open alert for {x}", worker)
+        assert len(raised) == 1
+        text = raised[0]["text"]
+        assert sum(1 for a in burst if a.title in text) >= 3, text
+        assert raised[0]["attributes"]["k"] >= 5
+        assert _alerts(settings, y) == [], "normal traffic must not raise"
+        for w in (9, 10):  # recovery: calm windows
+            window = t0 + timedelta(seconds=w * WINDOW_S)
+            calm = _window_articles(x, w * 100, window, 10, 0)
+            _send(settings, calm)
+            sent += len(calm)
+        wait_for(lambda: all(a["status"] == "closed" for a in _alerts(settings, x)), 120,
+                 f"the alert for {x} to close", worker)
+        wait_for(lambda: _count(es_client, settings) >= sent, 120, f"{sent} documents", worker)
+        time.sleep(2)
+        assert _count(es_client, settings) == sent
+        assert len(_alerts(settings, x)) == 1, "the raise and the resolve are one Alerta alert"
+        hits = es_client.search(index=f"{settings.elasticsearch.index_prefix}-news-*", size=1,
+                                query={"term": {"tickers": x}}, sort=[{"published_at": "desc"}])["hits"]["hits"]
+        assert hits[0]["_source"]["label"] in {"negative", "neutral", "positive"}
+        assert worker.alive
+    finally:
+        worker.stop()
+
+
+def test_bad_input_goes_to_the_dlq_and_counts_stay_exact(
+    pipeline_settings: Settings, es_client: Any, tmp_path: Path
+) -> None:
+    settings = pipeline_settings
+    when = datetime.now(UTC)
+    good = [_article("GOOD", i, when, negative=False) for i in range(20)]
+    valid = json.loads(good[0].to_bytes())
+    missing = {k: v for k, v in valid.items() if k != "title"}
+    wrong_type = {**valid, "tickers": "AAPL", "id": article_id("https://x/wrong")}
+    bad: list[tuple[bytes | None, bytes | None]] = [
+        (b"k1", b"{not json"),
+        (b"k2", json.dumps(missing).encode()),
+        (b"k3", json.dumps(wrong_type).encode()),
+        (b"k4", b"\xff\xfe\xfa invalid utf-8"),
+        (b"k5", json.dumps({**valid, "id": article_id("https://x/huge"), "body": "x" * (10 * 1024 * 1024)}).encode()),
+        (b"k6", b"[]"),
+    ]
+    duplicates = [(a.id.encode(), a.to_bytes()) for a in good[:5]]
+    worker = WorkerProcess(settings, tmp_path / "worker.log").start()
+    try:
+        produce(settings, topic_name(settings.kafka, NEWS_RAW), [(a.id.encode(), a.to_bytes()) for a in good] + bad)
+        wait_for(lambda: _count(es_client, settings) >= len(good), 120, "good documents", worker)
+        produce(settings, topic_name(settings.kafka, NEWS_RAW), duplicates)
+        letters = consume_all(settings, topic_name(settings.kafka, NEWS_RAW_DLQ), expect=len(bad), timeout_s=60)
+        assert len(letters) == len(bad)
+        reasons = {DeadLetter.model_validate_json(r.value).error_type for r in letters}
+        assert reasons == {"invalid_json", "invalid_record", "invalid_utf8", "too_large", "not_an_object"}
+        raw = {r.key: DeadLetter.model_validate_json(r.value) for r in letters}
+        assert raw[b"k4"].value_b64 == "//76IGludmFsaWQgdXRmLTg="  # the raw bytes survive
+        time.sleep(5)  # give the duplicates time to (not) arrive
+        assert _count(es_client, settings) == len(good)
+        assert worker.alive
+    finally:
+        worker.stop()
+
+
+def test_restart_mid_stream_loses_and_duplicates_nothing(
+    pipeline_settings: Settings, es_client: Any, tmp_path: Path
+) -> None:
+    settings = pipeline_settings
+    now = datetime.now(UTC).timestamp()
+    when = datetime.fromtimestamp(math.floor(now / 600) * 600 + 1, UTC)  # all in one spike window
+    articles = [_article("RST", i, when + timedelta(milliseconds=i), negative=i % 4 == 0) for i in range(600)]
+    worker = WorkerProcess(settings, tmp_path / "worker.log").start()
+    _send(settings, articles[:300])
+    wait_for(lambda: _count(es_client, settings) >= 50, 120, "the first documents", worker)
+    assert worker.stop() == 0, worker.log()[-3000:]
+    _send(settings, articles[300:])
+    worker = WorkerProcess(settings, tmp_path / "worker2.log").start()
+    try:
+        wait_for(lambda: _count(es_client, settings) >= len(articles), 180, "all documents", worker)
+        spikes = f"http://127.0.0.1:{settings.stream.web_port}/spikes/RST/"
+        state = wait_for(lambda: _json_if(spikes, lambda s: s["n"] >= len(articles)), 60, "spike state", worker)
+        time.sleep(3)
+        assert _count(es_client, settings) == len(articles)
+        assert state["n"] == len(articles), "the spike table survived the restart and counted each article once"
+        assert state["counted_ids"] == len(articles)
+    finally:
+        worker.stop()
