@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-TEMPLATES: tuple[str, ...] = ("news",)
+TEMPLATES: tuple[str, ...] = ("news", "alerts")
 EMBEDDED_VECTOR_MAPPING: dict[str, Any] = {"type": "float", "index": False, "doc_values": False}
 
 
