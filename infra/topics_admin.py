@@ -70,7 +70,7 @@ def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] = TOPICS) -> 
                 states.append(TopicState(name, spec.partitions, "exists", spec))
                 continue
             try:
-                admin.create_topics([NewTopic(name, spec.partitions, 1, topic_configs=spec.configs())])
+                admin.create_topics([NewTopic(name, spec.partitions, -1, topic_configs=spec.configs())])  # -1: broker default
                 logger.info("created topic %s (%d partitions, %s)", name, spec.partitions, spec.configs())
                 states.append(TopicState(name, spec.partitions, "created", spec))
             except TopicAlreadyExistsError:

@@ -89,6 +89,7 @@ class AlertaServer(Server):
         env = {k: v for k, v in os.environ.items() if k not in _ALERTA_ENV_KEYS}
         env["ALERTA_SVR_CONF_FILE"] = str(self.config_file)
         env["SCRIPT_NAME"] = SCRIPT_NAME
+        env["PYTHONUNBUFFERED"] = "1"  # access log lines reach the log file as they happen
         return env
 
     def _create_key(self) -> None:
