@@ -66,7 +66,13 @@ class KafkaArticleSink:
     async def send(self, article: NewsArticle) -> None:
         if self._producer is None:
             raise RuntimeError("KafkaArticleSink.send before start()")
-        future = await self._producer.send(self.topic, value=article.to_bytes(), key=article.id.encode("ascii"))
+        from aiokafka.errors import KafkaError
+
+        try:
+            future = await self._producer.send(self.topic, value=article.to_bytes(), key=article.id.encode("ascii"))
+        except KafkaError as exc:
+            self.failed += 1
+            raise ProducerError(f"cannot send article {article.id} to {self.topic}: {exc!r}") from exc
         self._pending.add(future)
         future.add_done_callback(self._delivered)
 
