@@ -26,7 +26,7 @@ def _article(i: int, when: datetime) -> ScoredArticle:
 
 def test_template_bulk_and_date_histogram(stack, es_client, unique_name: str) -> None:
     settings = stack.settings.elasticsearch.model_copy(update={"index_prefix": unique_name})
-    assert install_templates(es_client, settings) == [f"{unique_name}-news"]
+    assert f"{unique_name}-news" in install_templates(es_client, settings)
     index = f"{unique_name}-news-2026.11"
     start = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
     articles = [_article(i, start + timedelta(minutes=20 * i)) for i in range(9)]  # 3 hours, 3 per hour
