@@ -1,0 +1,208 @@
+"""``finpulse demo``: the main job on the embedded stack, shown live on the terminal.
+
+Starts the embedded stack, builds the sentiment model when none is cached, starts a worker process,
+replays real headlines (twitter-financial-news-sentiment, MIT) with a burst of real bearish headlines
+about one ticker in the middle, and shows throughput, the latest scores and the raised alerts.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+
+from finpulse.settings import Settings, load_settings, settings_to_env
+from finpulse.streams.exceptions import StreamError
+from finpulse.streams.ids import article_id
+from finpulse.streams.records import NewsArticle, utcnow
+
+logger = logging.getLogger(__name__)
+
+BURST_TICKER = "ACME"
+BURST_SIZE = 30
+HEADLINES = Path("twitter-financial-news-sentiment") / "sent_valid.csv"
+
+
+@dataclass
+class DemoState:
+    produced: int = 0
+    burst_sent: bool = False
+    done: bool = False
+    error: str | None = None
+    started: float = field(default_factory=time.monotonic)
+
+
+def burst_articles(data_file: Path, ticker: str, size: int) -> list[NewsArticle]:
+    """Real bearish headlines of the data set, all tagged with one ticker: the negative burst."""
+    with data_file.open(newline="", encoding="utf-8") as handle:
+        bearish = [row["text"] for row in csv.DictReader(handle) if row["label"] == "0"]
+    return [
+        NewsArticle(
+            id=article_id(None, "demo-burst", text), source="demo-burst", title=" ".join(text.split())[:2000],
+            published_at=utcnow(), tickers=[ticker],
+        )
+        for text in bearish[:size]
+    ]
+
+
+def _replay(settings: Settings, data_file: Path, limit: int, rate: float, state: DemoState) -> None:
+    from finpulse.infra.topics import NEWS_RAW, topic_name
+    from finpulse.sources.producer import make_producer
+    from finpulse.sources.replay import Pacer, iter_articles, publish_articles
+
+    producer = make_producer(settings.kafka, client_id="finpulse-demo")
+    topic = topic_name(settings.kafka, NEWS_RAW)
+    try:
+        articles = list(iter_articles(data_file, limit=limit))
+        half = len(articles) // 2
+        for part in (articles[:half], burst_articles(data_file, BURST_TICKER, BURST_SIZE), articles[half:]):
+            stats = publish_articles(producer, topic, part, pacer=Pacer(rate=rate), retime=True)
+            state.produced += stats.delivered
+            state.burst_sent = state.burst_sent or part[0].source == "demo-burst"
+    except Exception as exc:  # shown on the screen and re-raised by run_demo
+        state.error = f"{type(exc).__name__}: {exc}"
+        logger.exception("replay failed")
+    finally:
+        producer.close(timeout=10)
+        state.done = True
+
+
+def _ensure_model(settings: Settings, console: Console) -> None:
+    card = settings.model.sentiment_path() / "card.json"
+    if card.is_file():
+        console.print(f"[green]✓[/] sentiment model cached at {card.parent}")
+        return
+    console.print("[yellow]no sentiment model built yet:[/] fine-tuning and exporting one (cached for later runs)")
+    from finpulse.models.build import build_sentiment
+
+    build_sentiment(settings)
+
+
+def _start_worker(settings: Settings, log_file: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FINPULSE_")}
+    env.update(settings_to_env(settings))
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("ab") as log:
+        return subprocess.Popen([sys.executable, "-m", "finpulse", "worker"], env=env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+
+class _Observer:
+    """Reads what the pipeline produced: Elasticsearch counts and latest scores, Alerta's open alerts."""
+
+    def __init__(self, settings: Settings) -> None:
+        from finpulse.sinks.elasticsearch import make_es_client
+
+        self.settings = settings
+        self.es = make_es_client(settings.elasticsearch)
+        self.index = f"{settings.elasticsearch.index_prefix}-news"
+        key = settings.alerta.api_key.get_secret_value() if settings.alerta.api_key else ""
+        self.alerta = httpx.Client(base_url=settings.alerta.endpoint, headers={"Authorization": f"Key {key}"}, timeout=5)
+
+    def indexed(self) -> int:
+        if not self._exists():
+            return 0
+        self.es.indices.refresh(index=self.index)
+        return int(self.es.count(index=self.index)["count"])
+
+    def _exists(self) -> bool:
+        return bool(self.es.indices.exists(index=self.index))
+
+    def latest(self, size: int = 8) -> list[dict[str, Any]]:
+        if not self._exists():
+            return []
+        hits = self.es.search(index=self.index, size=size, sort=[{"scored_at": "desc"}])["hits"]["hits"]
+        return [h["_source"] for h in hits]
+
+    def alerts(self) -> list[dict[str, Any]]:
+        response = self.alerta.get("/alerts", params={"event": "NegativeSentimentSpike", "status": "open"})
+        response.raise_for_status()
+        return list(response.json().get("alerts", []))
+
+    def close(self) -> None:
+        self.es.close()
+        self.alerta.close()
+
+
+def _screen(state: DemoState, indexed: int, latest: list[dict[str, Any]], alerts: list[dict[str, Any]]) -> Group:
+    elapsed = time.monotonic() - state.started
+    head = Table.grid(padding=(0, 3))
+    head.add_row(f"elapsed [b]{elapsed:5.1f} s[/]", f"produced [b]{state.produced}[/]", f"indexed [b]{indexed}[/]",
+                 f"throughput [b]{indexed / max(elapsed, 1e-9):6.1f}[/] docs/s",
+                 "burst: [red]sent[/]" if state.burst_sent else "burst: pending")
+    scores = Table("label", "neg", "tickers", "headline", expand=True, title="latest scored headlines")
+    colours = {"negative": "red", "neutral": "white", "positive": "green"}
+    for doc in latest:
+        label = doc["label"]
+        scores.add_row(f"[{colours.get(label, 'white')}]{label}[/]", f"{doc['negative_score']:.2f}",
+                       ",".join(doc.get("tickers", [])), doc["title"][:110])
+    raised = Table("resource", "severity", "value", "text", expand=True, title="open alerts (Alerta)")
+    for alert in alerts:
+        raised.add_row(alert["resource"], alert["severity"], str(alert.get("value")), alert["text"].splitlines()[0][:110])
+    return Group(Panel(head, title="finpulse demo"), scores, raised)
+
+
+def run_demo(settings: Settings, *, limit: int, rate: float, keep_running: bool) -> None:
+    console = Console()
+    from finpulse.infra.stack.manager import Stack
+
+    stack = Stack(settings.stack)
+    with console.status("starting the embedded stack"):
+        statuses = stack.up()
+    for status in statuses:
+        console.print(f"[green]✓[/] {status.name:<13} {status.host}:{status.port} ({status.action})")
+    settings = load_settings(stack.env_file)
+    data_file = settings.model.data_dir / HEADLINES
+    if not data_file.is_file():
+        raise StreamError(f"demo headlines not found at {data_file} (set FINPULSE_MODEL__DATA_DIR)")
+    _ensure_model(settings, console)
+    from finpulse.streams.worker import prepare
+
+    prepare(settings)
+    log_file = stack.state_dir / "logs" / "worker.log"
+    worker = _start_worker(settings, log_file)
+    console.print(f"[green]✓[/] worker started (pid {worker.pid}, log {log_file})")
+    observer = _Observer(settings)
+    state = DemoState()
+    replay = threading.Thread(target=_replay, args=(settings, data_file, limit, rate, state), daemon=True)
+    replay.start()
+    settled_at: float | None = None
+    deadline = time.monotonic() + 600
+    try:
+        with Live(console=console, refresh_per_second=2) as live:
+            while time.monotonic() < deadline:
+                if worker.poll() is not None:
+                    raise StreamError(f"the worker exited with {worker.returncode}; see {log_file}")
+                indexed = observer.indexed()
+                alerts = observer.alerts()
+                live.update(_screen(state, indexed, observer.latest(), alerts))
+                if state.error:
+                    raise StreamError(f"replay failed: {state.error}")
+                if state.done and indexed >= state.produced:
+                    settled_at = settled_at or time.monotonic()
+                    if alerts or time.monotonic() - settled_at > 20:
+                        break
+                time.sleep(1.0)
+        console.print(f"\n[b]Indexed {observer.indexed()} articles; {len(observer.alerts())} open alert(s).[/]")
+        console.print(f"Elasticsearch: {settings.elasticsearch.url}/{observer.index}/_search")
+        console.print(f"Alerta:        {settings.alerta.endpoint}/alerts?status=open (header 'Authorization: Key …' "
+                      f"from {stack.env_file})")
+        console.print("Stop the stack with: finpulse stack down")
+    finally:
+        observer.close()
+        if not keep_running and worker.poll() is None:
+            worker.terminate()
+            worker.wait(60)
