@@ -58,9 +58,20 @@ def decode_text(content: bytes, content_type: str = "") -> str:
     from charset_normalizer import from_bytes
 
     best = from_bytes(content).best()
-    if best is not None:
-        return str(best)
-    return content.decode("cp1252", errors="replace")
+    if best is not None and not _single_byte(best.encoding):
+        return str(best)  # e.g. an undeclared Shift_JIS or GBK page
+    # Single-byte guesses on short texts are unreliable; like browsers, assume windows-1252 when it fits.
+    try:
+        return content.decode("cp1252")
+    except UnicodeDecodeError:
+        return str(best) if best is not None else content.decode("cp1252", errors="replace")
+
+
+def _single_byte(encoding: str) -> bool:
+    try:
+        return len(bytes(range(0x80, 0x100)).decode(encoding, errors="replace")) == 0x80
+    except LookupError:
+        return False
 
 
 class _TextOnly(HTMLParser):

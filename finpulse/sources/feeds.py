@@ -79,6 +79,8 @@ def parse_feed(content: bytes, url: str, headers: Mapping[str, str] | None = Non
         if isinstance(problem, SAXException) or not parsed.get("version"):
             raise FeedParseError(f"{url}: not a well-formed feed: {problem}")
         logger.warning("%s: %s (entries kept)", url, problem)
+    if not parsed.get("version"):
+        raise FeedParseError(f"{url}: not an RSS or Atom document")
     channel = parsed.get("feed", {})
     entries: list[FeedEntry] = []
     for item in parsed.get("entries", []):

@@ -14,6 +14,7 @@ from finpulse.sources.scraper import PollStats, Scraper
 from finpulse.sources.sink import ArticleSink, ListSink
 from finpulse.sources.state import ScrapeState
 from finpulse.streams.ids import article_id
+from finpulse.streams.records import NewsArticle
 
 from .conftest import Route, Site
 
@@ -43,7 +44,7 @@ async def poll(config: ScrapeSettings, sink: ArticleSink, urls: list[str], times
         return [await scraper.poll_once() for _ in range(times)]
 
 
-def test_first_poll_sends_each_article_once(site: Site, scrape_config: ScrapeSettings, caplog) -> None:  # noqa: ANN001
+def test_first_poll_sends_each_article_once(site: Site, scrape_config: ScrapeSettings, caplog: pytest.LogCaptureFixture) -> None:
     serve_all(site)
     sink = ListSink()
     with caplog.at_level(logging.WARNING, logger="finpulse.sources"):
@@ -137,7 +138,7 @@ class FlakySink:
         self.articles: list[str] = []
         self.refused = 0
 
-    async def send(self, article) -> None:  # noqa: ANN001
+    async def send(self, article: NewsArticle) -> None:
         from finpulse.sources.exceptions import ProducerError
 
         if not self.refused:
