@@ -191,7 +191,7 @@ class ScrapeSettings(BaseModel):
     poll_interval_s: float = Field(300.0, gt=0, description="Seconds between two polls of the feeds.")
     host_rate_per_s: float = Field(1.0, gt=0, description="Requests per second to one host at most.")
     timeout_s: float = Field(15.0, gt=0, description="Per-request timeout in seconds.")
-    max_retries: int = Field(3, ge=0, description="Retries on 5xx/connection errors (never on 4xx).")
+    max_retries: int = Field(3, ge=0, description="Retries on 5xx, 429 and connection errors (none on other 4xx).")
     retry_backoff_s: float = Field(1.0, gt=0, description="First back-off delay in seconds (doubles each retry).")
     concurrency: int = Field(8, ge=1, description="Article pages fetched at once at most.")
     max_page_bytes: int = Field(5_000_000, ge=1024, description="Pages larger than this are not read further.")

@@ -63,7 +63,7 @@ class ReplayStats:
 
 def _open_text(path: Path) -> IO[str]:
     try:
-        raw: IO[bytes] = gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
+        raw: IO[bytes] = gzip.GzipFile(path, "rb") if path.suffix == ".gz" else path.open("rb")  # type: ignore[assignment]
     except OSError as exc:
         raise ReplayFileError(f"cannot open {path}: {exc}") from exc
     return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="")
