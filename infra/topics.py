@@ -39,6 +39,7 @@ CLICKS = "clicks"
 CLICKS_DLQ = "clicks.dlq"
 RECOMMENDATIONS = "recommendations"
 SENTIMENT_OBSERVATIONS = "sentiment.observations"
+SENTIMENT_TICKS = "sentiment.ticks"
 
 TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(NEWS_RAW, 4, description="Articles as scraped or replayed (NewsArticle JSON), keyed by article id."),
@@ -47,6 +48,10 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(
         SENTIMENT_OBSERVATIONS, 4, retention_ms=2 * DAY_MS,
         description="One record per (scored article, ticker or market), keyed by ticker: feeds the spike detector.",
+    ),
+    TopicSpec(
+        SENTIMENT_TICKS, 4, retention_ms=DAY_MS,
+        description="Clock ticks for raised keys (same keys and partitions as the observations): quiet keys resolve.",
     ),
     TopicSpec(ALERTS, 1, retention_ms=30 * DAY_MS, description="Raised and resolved spikes (SpikeAlert JSON), keyed by ticker."),
     TopicSpec(ALERTS_DLQ, 1, retention_ms=30 * DAY_MS, description="Alert records that could not be decoded."),

@@ -18,6 +18,8 @@ class StreamTopics:
     news_raw_dlq: Any
     news_scored: Any
     observations: Any
+    ticks: Any
+    spike_inputs: Any
     alerts: Any
     alerts_dlq: Any
 
@@ -38,6 +40,14 @@ class StreamTopics:
             news_raw_dlq=topic(t.NEWS_RAW_DLQ),
             news_scored=topic(t.NEWS_SCORED),
             observations=topic(t.SENTIMENT_OBSERVATIONS),
+            ticks=topic(t.SENTIMENT_TICKS),
+            spike_inputs=app.topic(
+                t.topic_name(settings.kafka, t.SENTIMENT_OBSERVATIONS),
+                t.topic_name(settings.kafka, t.SENTIMENT_TICKS),
+                key_serializer="raw",
+                value_serializer="raw",
+                partitions=specs[t.SENTIMENT_OBSERVATIONS].partitions,
+            ),
             alerts=topic(t.ALERTS),
             alerts_dlq=topic(t.ALERTS_DLQ),
         )

@@ -136,3 +136,16 @@ class SentimentObservation(_Record):
     title: str
     url: str | None = None
     published_at: datetime | None = None
+
+
+class SpikeTick(_Record):
+    """A clock tick for one key (topic ``sentiment.ticks``, keyed like the observations).
+
+    The worker's timer sends one for every raised key whose window has ended, so a key that goes
+    quiet after a spike still closes its window and resolves; the spike agent handles it inside
+    stream iteration, where its table can be written.
+    """
+
+    schema_version: Literal[1] = 1
+    key: str
+    now: datetime

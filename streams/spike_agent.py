@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from finpulse.settings import Settings
@@ -20,7 +21,7 @@ from finpulse.streams.channels import StreamTopics, in_event
 from finpulse.streams.codecs import Err, decode
 from finpulse.streams.exceptions import SerializationBug
 from finpulse.streams.metrics import StreamMetrics
-from finpulse.streams.records import Headline, SentimentObservation
+from finpulse.streams.records import Headline, SentimentObservation, SpikeTick
 from finpulse.streams.spikes import KeyState, SpikeDetector
 
 logger = logging.getLogger(__name__)
@@ -35,15 +36,21 @@ class SpikeEntry:
     state: KeyState
     ids: dict[str, float] = field(default_factory=dict)  # article id → window start it was counted in
     evidence: list[dict[str, Any]] = field(default_factory=list)  # Headline dicts of the open window
+    last_seen: float = 0.0  # wall clock of the last observation: ticks act only on keys quiet for a window
 
     @classmethod
     def load(cls, value: dict[str, Any] | None, detector: SpikeDetector, key: str) -> SpikeEntry:
         if value is None:
             return cls(detector.new_state(key))
-        return cls(KeyState.from_dict(value["state"]), dict(value["ids"]), list(value["evidence"]))
+        return cls(KeyState.from_dict(value["state"]), dict(value["ids"]), list(value["evidence"]),
+                   float(value.get("last_seen", 0.0)))
 
     def dump(self) -> dict[str, Any]:
-        return {"state": self.state.to_dict(), "ids": self.ids, "evidence": self.evidence}
+        return {"state": self.state.to_dict(), "ids": self.ids, "evidence": self.evidence, "last_seen": self.last_seen}
+
+    def quiet(self, now: float, window_s: float) -> bool:
+        """Raised, and no observation arrived for a whole window of wall-clock time."""
+        return self.state.raised and now - self.last_seen >= window_s
 
 
 def update(
@@ -55,6 +62,7 @@ def update(
     """
     if obs.article_id in entry.ids:
         return None
+    wall = time.time() if now is None else now
     previous_window = entry.state.window_start
     state, decisions = detector.observe(entry.state, obs.event_time.timestamp(), obs.negative, now=now)
     window = state.window_start if state.window_start is not None else 0.0
@@ -68,7 +76,7 @@ def update(
     keep_after = window - detector.settings.window_s
     ids = {aid: w for aid, w in entry.ids.items() if w >= keep_after}
     ids[obs.article_id] = window
-    return SpikeEntry(state, ids, evidence), decisions
+    return SpikeEntry(state, ids, evidence, wall), decisions
 
 
 def register(app: Any, topics: StreamTopics, settings: Settings, metrics: StreamMetrics) -> Any:
@@ -77,10 +85,24 @@ def register(app: Any, topics: StreamTopics, settings: Settings, metrics: Stream
     detector = SpikeDetector(settings.spike)
     top_n = settings.alerts.top_headlines
 
-    @app.agent(topics.observations, name="finpulse.spikes")
+    ticks_topic = topics.ticks.get_topic_name()
+
+    async def emit(decisions: list[Any], evidence: list[dict[str, Any]]) -> None:
+        for decision in decisions:
+            headlines = [Headline.model_validate(h) for h in evidence] if decision.status == "raise" else []
+            unique = sorted({h.id: h for h in headlines}.values(), key=lambda h: -h.negative_score)
+            alert = decision.to_alert(unique[:top_n])
+            delivery = await topics.alerts.send(key=alert.key.encode(), value=alert.to_bytes())
+            await delivery  # acknowledged by Kafka before the state that produced it is stored
+            metrics.alerts.labels(alert.status).inc()
+
+    @app.agent(topics.spike_inputs, name="finpulse.spikes")
     async def spikes(stream: Any) -> None:
         async for event in stream.events():
             metrics.events_in.labels(AGENT).inc()
+            if event.message.topic == ticks_topic:
+                await _on_tick(event)
+                continue
             result = decode(event.value, SentimentObservation, 1024 * 1024)
             if isinstance(result, Err):
                 raise SerializationBug(f"unreadable observation: {result.reason}")
@@ -91,18 +113,38 @@ def register(app: Any, topics: StreamTopics, settings: Settings, metrics: Stream
                 metrics.duplicates.labels(AGENT).inc()
                 continue
             new_entry, decisions = updated
-            for decision in decisions:
-                headlines = [Headline.model_validate(h) for h in entry.evidence + new_entry.evidence
-                             ] if decision.status == "raise" else []
-                unique = list({h.id: h for h in headlines}.values())
-                unique.sort(key=lambda h: -h.negative_score)
-                alert = decision.to_alert(unique[:top_n])
-                delivery = await topics.alerts.send(key=alert.key.encode(), value=alert.to_bytes())
-                await delivery  # acknowledged by Kafka before the state that produced it is stored
-                metrics.alerts.labels(alert.status).inc()
+            await emit(decisions, entry.evidence + new_entry.evidence)
             with in_event(event):
                 table[obs.key] = new_entry.dump()
             metrics.events_out.labels(AGENT).inc()
+
+    async def _on_tick(event: Any) -> None:
+        result = decode(event.value, SpikeTick, 64 * 1024)
+        if isinstance(result, Err):
+            raise SerializationBug(f"unreadable tick: {result.reason}")
+        tick = result.value
+        value = table.get(tick.key)
+        if value is None:
+            return
+        entry = SpikeEntry.load(value, detector, tick.key)
+        now = tick.now.timestamp()
+        if not entry.quiet(now, detector.settings.window_s):
+            return
+        state, decisions = detector.advance(entry.state, max(now, (entry.state.window_start or 0.0) + detector.settings.window_s))
+        if state == entry.state:
+            return
+        await emit(decisions, [])
+        evidence = entry.evidence if state.window_start == entry.state.window_start else []
+        with in_event(event):
+            table[tick.key] = SpikeEntry(state, entry.ids, evidence, entry.last_seen).dump()
+
+    @app.timer(interval=max(1.0, settings.spike.window_s / 4))
+    async def tick_raised_keys() -> None:
+        """Tick every raised key of this worker's partitions whose window has ended."""
+        now = time.time()
+        for key, value in list(table.items()):
+            if SpikeEntry.load(value, detector, key).quiet(now, detector.settings.window_s):
+                await topics.ticks.send(key=key.encode(), value=SpikeTick(key=key, now=datetime.fromtimestamp(now, UTC)).to_bytes())
 
     if settings.stream.web_port:
         _register_view(app, table, detector)

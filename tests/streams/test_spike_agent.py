@@ -60,3 +60,17 @@ def test_ids_are_bounded_to_recent_windows() -> None:
     items = [_obs(i, False, minutes=i) for i in range(30)]  # one per minute: 30 windows
     entry, _ = _feed(SpikeEntry(detector.new_state("XYZ")), detector, items)
     assert len(entry.ids) <= 2
+
+
+def test_a_raised_key_is_quiet_only_after_a_window_without_observations() -> None:
+    detector = SpikeDetector(SpikeSettings(window_s=60, min_count=5, cooldown_s=0))
+    entry = SpikeEntry(detector.new_state("XYZ"))
+    for i in range(20):
+        out = update(entry, _obs(i, negative=True, minutes=i * 0.01), detector, 3, now=1000.0)
+        assert out is not None
+        entry = out[0]
+    assert entry.state.raised
+    assert not entry.quiet(1000.0 + 30, 60)
+    assert entry.quiet(1000.0 + 61, 60)
+    state, decisions = detector.advance(entry.state, 1000.0 + 61 + T0.timestamp())
+    assert [d.status for d in decisions] == ["resolve"] and not state.raised
