@@ -129,12 +129,13 @@ def _date(value: str | None) -> datetime | None:
 def extract_article(html: str, url: str | None = None) -> Extracted | None:
     """Main text and metadata of an article page, or None when trafilatura finds no article in it."""
     import trafilatura
+    from lxml.etree import LxmlError
 
     try:
         document = trafilatura.bare_extraction(
             html, url=url, with_metadata=True, include_comments=False, include_tables=False, favor_precision=True
         )
-    except (ValueError, TypeError, AttributeError, LookupError) as exc:  # trafilatura on pathological markup
+    except (LxmlError, ValueError, TypeError, AttributeError, LookupError, RecursionError) as exc:  # pathological markup
         logger.warning("extraction of %s failed: %r", url, exc)
         return None
     if document is None:

@@ -58,6 +58,9 @@ def test_cashtags_and_exchange_symbols(text: str, expected: list[str]) -> None:
         ("UPS AND DOWNS OF THE MARKET THIS WEEK", []),
         ("UPS raises its forecast", ["UPS"]),
         ("see https://example.com/Apple/Microsoft for more", []),
+        ("Texas Gov. Greg Abbott signs the bill", []),
+        ("Abbott beats estimates on diagnostics", ["ABT"]),
+        ("Apache helicopter deal signed", []),
     ],
 )
 def test_company_names(text: str, expected: list[str]) -> None:
