@@ -95,9 +95,9 @@ def scrape(
     console.print(f"scraping {len(urls)} feeds{' once' if once else f' every {settings.scrape.poll_interval_s:.0f} s'}")
     try:
         totals = asyncio.run(run_scraper(settings, urls, once=once))
-    except KeyboardInterrupt:
-        console.print("stopped")
-        return
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        console.print("stopped during a poll; articles not yet sent will be sent by the next run")
+        raise typer.Exit(130) from None
     console.print(
         f"[green]{totals.sent}[/] articles sent, {totals.duplicates} duplicates, "
         f"{totals.feed_errors} feed errors, {totals.page_errors} page errors"

@@ -240,13 +240,33 @@ class Scraper:
 
 
 async def run_scraper(settings: Settings, feeds: Sequence[str], *, once: bool = False) -> PollStats:
-    """Scrape ``feeds`` into ``news.raw`` until SIGTERM/SIGINT (or once)."""
+    """Scrape ``feeds`` into ``news.raw`` (or once).
+
+    The first SIGTERM/SIGINT stops after the running poll (state saved, records flushed); a second one
+    cancels the poll at once.
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+
+    def on_signal() -> None:
+        if stop.is_set() and main is not None:
+            logger.warning("second stop signal: cancelling the running poll")
+            main.cancel()
+        else:
+            logger.info("stop signal: finishing the running poll")
+        stop.set()
+
+    installed = []
     for signum in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signum, stop.set)
-    async with KafkaArticleSink(settings.kafka) as sink, Scraper(settings.scrape, sink, feeds) as scraper:
-        totals = await scraper.run(once=once, stop=stop)
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, on_signal)
+            installed.append(signum)
+    try:
+        async with KafkaArticleSink(settings.kafka) as sink, Scraper(settings.scrape, sink, feeds) as scraper:
+            totals = await scraper.run(once=once, stop=stop)
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
     logger.info("scraper stopped: %d sent, %d delivery failures", sink.sent, sink.failed)
     return totals
