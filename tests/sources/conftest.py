@@ -116,7 +116,7 @@ def site() -> Iterator[Site]:
     port = server.server_address[1]
     served = Site(base=f"http://127.0.0.1:{port}")
     server.RequestHandlerClass = _handler(served)
-    thread = threading.Thread(target=server.serve_forever, name="fixture-site", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="fixture-site", daemon=True)
     thread.start()
     try:
         yield served
@@ -130,7 +130,7 @@ def scrape_config(tmp_path: Path) -> ScrapeSettings:
     """Fast settings for tests: quick timeouts and back-offs, a high rate limit, state under tmp_path."""
     return ScrapeSettings(
         host_rate_per_s=500.0,
-        timeout_s=0.5,
+        timeout_s=1.0,
         max_retries=2,
         retry_backoff_s=0.01,
         concurrency=4,

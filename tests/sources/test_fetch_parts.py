@@ -88,7 +88,7 @@ def test_rate_limit_per_host() -> None:
 
     same_host, other_hosts = asyncio.run(main())
     assert same_host >= 0.19  # 4 gaps of 50 ms
-    assert other_hosts < 0.05
+    assert other_hosts < 0.15
 
 
 def test_robots_rules(site: Site, scrape_config: ScrapeSettings) -> None:

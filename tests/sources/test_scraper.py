@@ -22,7 +22,7 @@ RSS_TYPE = "application/rss+xml; charset=utf-8"
 LAST_MODIFIED = "Wed, 06 Mar 2024 01:00:00 GMT"
 
 
-def serve_all(site: Site) -> None:
+def serve_all(site: Site, *, slow: bool = False) -> None:
     site.fixture("/robots.txt", "robots.txt", content_type="text/plain")
     site.fixture("/feeds/markets.rss", "feed.rss", content_type=RSS_TYPE, etag='"rss-v1"')
     site.fixture("/feeds/tokyo.atom", "feed.atom", content_type="application/atom+xml", last_modified=LAST_MODIFIED)
@@ -32,7 +32,8 @@ def serve_all(site: Site) -> None:
     site.fixture("/news/toyota-sjis.html", "toyota-sjis.html", content_type="text/html")
     site.fixture("/private/nvidia.html", "apple-beats.html")
     site.routes["/news/error.html"] = Route(b"boom", status=500)
-    site.routes["/news/slow.html"] = Route(b"<html>late</html>", delay_s=2.0)
+    # slower than the 1 s timeout; only the first test waits for it, the others get it fast
+    site.routes["/news/slow.html"] = Route(b"<html>late</html>", delay_s=3.0 if slow else 0.0)
 
 
 def feeds(site: Site) -> list[str]:
@@ -45,7 +46,7 @@ async def poll(config: ScrapeSettings, sink: ArticleSink, urls: list[str], times
 
 
 def test_first_poll_sends_each_article_once(site: Site, scrape_config: ScrapeSettings, caplog: pytest.LogCaptureFixture) -> None:
-    serve_all(site)
+    serve_all(site, slow=True)
     sink = ListSink()
     with caplog.at_level(logging.WARNING, logger="finpulse.sources"):
         [stats] = asyncio.run(poll(scrape_config, sink, feeds(site)))
