@@ -52,9 +52,9 @@ def _broker_credentials(kafka: KafkaSettings) -> Any:
 
 def default_scorer_factory(settings: Settings) -> Callable[[], Scorer]:
     def load() -> Scorer:
-        from finpulse.runtime import load_sentiment_runtime
+        from finpulse.runtime import SentimentRuntime
 
-        return load_sentiment_runtime(settings.model)
+        return SentimentRuntime.load(None, None, settings.model, batch_size=settings.stream.batch_size)
 
     return load
 
