@@ -45,8 +45,9 @@ def _register() -> None:
     from finpulse.models import cli as models_cli
     from finpulse.sources import cli as sources_cli
     from finpulse.streams import cli as streams_cli
+    from finpulse.trends import cli as trends_cli
 
-    for module in (config_cli, infra_cli, models_cli, sources_cli, streams_cli):
+    for module in (config_cli, infra_cli, models_cli, sources_cli, streams_cli, trends_cli):
         module.register(app)
 
 

@@ -115,6 +115,23 @@ class AlertaSettings(BaseModel):
         return value.rstrip("/")
 
 
+class KibanaSettings(BaseModel):
+    """Kibana, where ``finpulse kibana import`` loads the saved objects of infra/kibana/."""
+
+    url: str = Field("http://127.0.0.1:5601", description="Base URL of Kibana.")
+    username: str | None = Field(None, description="Basic-auth user of Kibana (when no API key is set).")
+    password: SecretStr | None = Field(None, description="Basic-auth password of Kibana.")
+    api_key: SecretStr | None = Field(None, description="Kibana/Elasticsearch API key (encoded form).")
+    space: str = Field("", description="Kibana space the objects go to (empty = the default space).")
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+
 class ModelSettings(BaseModel):
     """Model artefacts and the ONNX runtime."""
 
@@ -220,6 +237,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)  # type: ignore[arg-type]
     elasticsearch: ElasticsearchSettings = Field(default_factory=ElasticsearchSettings)  # type: ignore[arg-type]
     alerta: AlertaSettings = Field(default_factory=AlertaSettings)  # type: ignore[arg-type]
+    kibana: KibanaSettings = Field(default_factory=KibanaSettings)  # type: ignore[arg-type]
     model: ModelSettings = Field(default_factory=ModelSettings)  # type: ignore[arg-type]
     stream: StreamSettings = Field(default_factory=StreamSettings)  # type: ignore[arg-type]
     spike: SpikeSettings = Field(default_factory=SpikeSettings)  # type: ignore[arg-type]

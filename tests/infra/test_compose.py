@@ -41,11 +41,7 @@ SERVICE_CASES = [
         id="clicks-api",
         marks=pytest.mark.xfail(strict=True, reason="command lands with the clicks API issue (finpulse clicks-api)"),
     ),
-    pytest.param(
-        "kibana-import",
-        id="kibana-import",
-        marks=pytest.mark.xfail(strict=True, reason="command lands with the Kibana objects issue (finpulse kibana import)"),
-    ),
+    pytest.param("kibana-import", id="kibana-import"),
 ]
 
 _INTERPOLATION = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)")
