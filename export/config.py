@@ -1,0 +1,49 @@
+"""One export configuration per model: inputs, dynamic axes, opset, outputs and the check tolerances."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Exporter = Literal["legacy", "dynamo"]
+
+
+def _bert_axes() -> dict[str, dict[int, str]]:
+    return {
+        "input_ids": {0: "batch", 1: "sequence"},
+        "attention_mask": {0: "batch", 1: "sequence"},
+        "token_type_ids": {0: "batch", 1: "sequence"},
+        "logits": {0: "batch"},
+    }
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """How a model is exported and what the output check accepts."""
+
+    name: str
+    input_names: tuple[str, ...] = ("input_ids", "attention_mask", "token_type_ids")
+    output_names: tuple[str, ...] = ("logits",)
+    dynamic_axes: dict[str, dict[int, str]] = field(default_factory=_bert_axes)
+    opset: int = 17
+    #: Largest |torch - ORT fp32| logit difference accepted.
+    atol: float = 1e-3
+    #: Smallest share of the test set on which int8 and fp32 must agree on the label.
+    min_int8_agreement: float = 0.97
+    #: ``legacy`` (TorchScript-based, ``dynamo=False``) is tried first; the other one if it fails.
+    exporter: Exporter = "legacy"
+    fp32_file: str = "model.fp32.onnx"
+    int8_file: str = "model.int8.onnx"
+
+    def __post_init__(self) -> None:
+        if self.opset < 17:
+            raise ValueError(f"opset must be >= 17, got {self.opset}")
+        unknown = set(self.dynamic_axes) - set(self.input_names) - set(self.output_names)
+        if unknown:
+            raise ValueError(f"dynamic axes name unknown tensors {sorted(unknown)}")
+        if not 0.0 <= self.min_int8_agreement <= 1.0:
+            raise ValueError("min_int8_agreement must be in [0, 1]")
+
+
+SENTIMENT_EXPORT = ExportConfig(name="sentiment")
+EXPORT_CONFIGS: dict[str, ExportConfig] = {"sentiment": SENTIMENT_EXPORT}

@@ -1,0 +1,13 @@
+"""Errors of the export subsystem."""
+
+from __future__ import annotations
+
+from finpulse.exceptions import FinpulseError
+
+
+class ExportError(FinpulseError):
+    """The model could not be exported or quantised."""
+
+
+class OutputMismatchError(ExportError):
+    """The exported model disagrees with the torch model (fp32 logits) or with fp32 (int8 labels)."""

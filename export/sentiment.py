@@ -1,0 +1,283 @@
+"""Export of the fine-tuned sentiment classifier to ONNX (fp32 + dynamic int8), checked and carded.
+
+Layout of ``out_dir`` (``settings.model.sentiment_path()``)::
+
+    model.fp32.onnx  model.int8.onnx  tokenizer.json  tokenizer_config.json  config.json  card.json
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from finpulse.export.config import SENTIMENT_EXPORT, ExportConfig
+from finpulse.export.exceptions import ExportError, OutputMismatchError
+from finpulse.models.data import DATASETS, Example
+from finpulse.models.metrics import classification_report
+from finpulse.runtime.card import CARD_FILE, CARD_SCHEMA_VERSION, sha256_of
+from finpulse.streams.records import LABELS
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from finpulse.settings import ModelSettings
+
+logger = logging.getLogger(__name__)
+
+CHECK_BATCH = 64
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """Outcome of the output check (written into the card)."""
+
+    n: int
+    max_abs_logit_diff: float
+    int8_label_agreement: float
+    fp32_torch_label_agreement: float
+
+
+def versions() -> dict[str, str]:
+    import onnx
+    import onnxruntime
+    import tokenizers
+    import torch
+    import transformers
+
+    return {
+        "torch": torch.__version__,
+        "onnx": onnx.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "transformers": transformers.__version__,
+        "tokenizers": tokenizers.__version__,
+    }
+
+
+def load_trained(model_dir: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    if not (model_dir / "config.json").is_file():
+        raise ExportError(f"no trained model at {model_dir}: run `finpulse model train sentiment` first")
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="eager")
+    model.eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    return model, tokenizer
+
+
+def _encode(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int) -> dict[str, np.ndarray]:
+    enc = tokenizer(list(texts), truncation=True, max_length=max_length, padding="longest", return_tensors="np")
+    ids = enc["input_ids"].astype(np.int64)
+    return {
+        "input_ids": ids,
+        "attention_mask": enc["attention_mask"].astype(np.int64),
+        "token_type_ids": np.zeros_like(ids),
+    }
+
+
+def export_onnx(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, path: Path, config: ExportConfig) -> str:
+    """Write ``model`` as one self-contained ONNX file with dynamic batch and sequence axes; return the exporter."""
+    import onnx
+    import torch
+
+    sample = _encode(tokenizer, ["Stocks fall on weak guidance", "Shares of Acme rise 5% after earnings beat estimates"], 32)
+    args = tuple(torch.from_numpy(sample[name]) for name in config.input_names)
+    order = [config.exporter, "dynamo" if config.exporter == "legacy" else "legacy"]
+    errors: list[str] = []
+    for exporter in order:
+        try:
+            with torch.inference_mode():
+                if exporter == "legacy":
+                    torch.onnx.export(
+                        model, args, str(path), input_names=list(config.input_names),
+                        output_names=list(config.output_names), dynamic_axes=config.dynamic_axes,
+                        opset_version=config.opset, do_constant_folding=True, dynamo=False,
+                    )
+                else:
+                    batch = torch.export.Dim("batch")
+                    seq = torch.export.Dim("sequence")
+                    shapes = {name: {0: batch, 1: seq} for name in config.input_names}
+                    program = torch.onnx.export(
+                        model, args=(), kwargs=dict(zip(config.input_names, args, strict=True)),
+                        input_names=list(config.input_names), output_names=list(config.output_names),
+                        dynamic_shapes=shapes, opset_version=config.opset, dynamo=True, external_data=False,
+                    )
+                    if program is None:
+                        raise ExportError("dynamo exporter returned no program")
+                    program.save(str(path), external_data=False)
+            onnx.checker.check_model(str(path), full_check=True)
+        except (RuntimeError, ValueError, TypeError, ExportError, onnx.checker.ValidationError) as exc:
+            logger.warning("%s ONNX exporter failed: %s", exporter, exc)
+            errors.append(f"{exporter}: {exc}")
+            continue
+        stray = [p for p in path.parent.iterdir() if p.name.startswith(path.name) and p != path]
+        if stray:
+            raise ExportError(f"export wrote external data files {stray}; expected a single .onnx file")
+        logger.info("exported %s with the %s exporter (opset %d)", path, exporter, config.opset)
+        return exporter
+    raise ExportError("ONNX export failed: " + " | ".join(errors))
+
+
+def quantize_int8(src: Path, dst: Path) -> None:
+    """Dynamic int8 quantisation (int8 weights, activations quantised per batch at run time)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
+    logger.info("quantised %s -> %s (%.1f MB -> %.1f MB)", src.name, dst.name, src.stat().st_size / 1e6, dst.stat().st_size / 1e6)
+
+
+def _session(path: Path) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def compare(torch_logits: np.ndarray, fp32_logits: np.ndarray, int8_logits: np.ndarray, config: ExportConfig) -> CheckResult:
+    """Raise :class:`OutputMismatchError` when fp32 strays from torch by > atol or int8 labels agree too rarely."""
+    if torch_logits.shape != fp32_logits.shape or fp32_logits.shape != int8_logits.shape:
+        raise OutputMismatchError(f"output shapes differ: torch {torch_logits.shape}, fp32 {fp32_logits.shape}, "
+                                  f"int8 {int8_logits.shape}")
+    n = len(torch_logits)
+    diff = float(np.abs(torch_logits - fp32_logits).max()) if n else 0.0
+    fp32_labels = fp32_logits.argmax(axis=1)
+    agreement = float((int8_logits.argmax(axis=1) == fp32_labels).mean()) if n else 1.0
+    torch_agreement = float((torch_logits.argmax(axis=1) == fp32_labels).mean()) if n else 1.0
+    result = CheckResult(n=n, max_abs_logit_diff=diff, int8_label_agreement=agreement, fp32_torch_label_agreement=torch_agreement)
+    if not np.isfinite(diff) or diff > config.atol:
+        raise OutputMismatchError(f"ONNX fp32 logits differ from torch by {diff:.2e} > {config.atol:.0e} on {n} texts")
+    if agreement < config.min_int8_agreement:
+        raise OutputMismatchError(
+            f"int8 labels agree with fp32 on {agreement:.2%} of {n} texts < {config.min_int8_agreement:.0%}"
+        )
+    return result
+
+
+def check_outputs(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, out_dir: Path, texts: Sequence[str], max_length: int,
+    config: ExportConfig = SENTIMENT_EXPORT,
+) -> CheckResult:
+    """Run torch, ORT fp32 and ORT int8 on identical padded batches of ``texts`` and :func:`compare` them."""
+    import torch
+
+    fp32 = _session(out_dir / config.fp32_file)
+    int8 = _session(out_dir / config.int8_file)
+    names = {i.name for i in fp32.get_inputs()}
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    outs = {k: np.zeros((len(texts), len(LABELS)), dtype=np.float32) for k in ("torch", "fp32", "int8")}
+    with torch.inference_mode():
+        for start in range(0, len(order), CHECK_BATCH):
+            idx = order[start : start + CHECK_BATCH]
+            feeds = _encode(tokenizer, [texts[i] for i in idx], max_length)
+            outs["torch"][idx] = model(**{k: torch.from_numpy(v) for k, v in feeds.items()}).logits.numpy()
+            feeds = {k: v for k, v in feeds.items() if k in names}
+            outs["fp32"][idx] = fp32.run(None, feeds)[0]
+            outs["int8"][idx] = int8.run(None, feeds)[0]
+    result = compare(outs["torch"], outs["fp32"], outs["int8"], config)
+    logger.info("output check on %d texts: max |torch - fp32| %.2e, int8/fp32 label agreement %.2f%%",
+                result.n, result.max_abs_logit_diff, 100 * result.int8_label_agreement)
+    return result
+
+
+def evaluate_variants(out_dir: Path, settings: ModelSettings, sets: Mapping[str, Sequence[Example]],
+                      max_length: int) -> dict[str, dict[str, Any]]:
+    """Metrics of each variant (through the runtime the workers use) on every evaluation set."""
+    from finpulse.runtime.sentiment import SentimentRuntime
+
+    unique = list(dict.fromkeys(e.text for examples in sets.values() for e in examples))
+    metrics: dict[str, dict[str, Any]] = {}
+    local = settings.model_copy(update={"max_length": max_length, "providers": ["cpu"]})
+    for variant in ("fp32", "int8"):
+        runtime = SentimentRuntime.load(out_dir, variant, local, batch_size=64)  # type: ignore[arg-type]
+        started = time.perf_counter()
+        predicted = dict(zip(unique, runtime.probabilities(unique).argmax(axis=1).tolist(), strict=True))
+        seconds = time.perf_counter() - started
+        metrics[variant] = {"scoring_seconds": seconds, "texts": len(unique)}
+        for name, examples in sets.items():
+            report = classification_report([e.label for e in examples], [predicted[e.text] for e in examples], LABELS)
+            metrics[variant][name] = report
+            logger.info("%s %s: accuracy %.4f macro-F1 %.4f", variant, name, report["accuracy"], report["macro_f1"])
+    return metrics
+
+
+def write_card(out_dir: Path, card: dict[str, Any]) -> Path:
+    path = out_dir / CARD_FILE
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(card, indent=2), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def export_sentiment(
+    model_dir: Path,
+    out_dir: Path,
+    settings: ModelSettings,
+    check_texts: Sequence[str],
+    eval_sets: Mapping[str, Sequence[Example]] | None = None,
+    config: ExportConfig = SENTIMENT_EXPORT,
+    base_model: str | None = None,
+    training_metrics: Mapping[str, Any] | None = None,
+) -> Path:
+    """Export, quantise, check and card the model in ``model_dir`` into ``out_dir``; return the card path.
+
+    ``check_texts`` is the test set of the output check (the twitter-fin valid texts in production).
+    """
+    if not check_texts:
+        raise ExportError("the output check needs at least one text")
+    model, tokenizer = load_trained(model_dir)
+    max_length = int(settings.max_length)
+    if training_metrics and "max_length" in training_metrics:
+        max_length = min(max_length, int(training_metrics["max_length"]))
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    started = time.monotonic()
+    exporter = export_onnx(model, tokenizer, out_dir / config.fp32_file, config)
+    quantize_int8(out_dir / config.fp32_file, out_dir / config.int8_file)
+    check = check_outputs(model, tokenizer, out_dir, check_texts, max_length, config)
+
+    before = {p.name for p in out_dir.iterdir()}
+    tokenizer.save_pretrained(out_dir)
+    tokenizer_files = sorted({p.name for p in out_dir.iterdir()} - before)
+    if "tokenizer.json" not in tokenizer_files:
+        raise ExportError("the tokenizer has no tokenizer.json (a fast tokenizer is needed by the runtime)")
+    model.config.to_json_file(out_dir / "config.json")
+    files = {p.name: sha256_of(p) for p in sorted(out_dir.iterdir()) if p.is_file() and p.name != CARD_FILE}
+    card: dict[str, Any] = {
+        "schema_version": CARD_SCHEMA_VERSION,
+        "name": f"finpulse-{config.name}",
+        "model_version": f"{config.name}-{datetime.now(UTC):%Y%m%d}-{files[config.fp32_file][:8]}",
+        "created_at": datetime.now(UTC).isoformat(),
+        "labels": list(LABELS),
+        "max_length": max_length,
+        "inputs": list(config.input_names),
+        "outputs": list(config.output_names),
+        "dynamic_axes": {k: {str(a): n for a, n in v.items()} for k, v in config.dynamic_axes.items()},
+        "opset": config.opset,
+        "exporter": exporter,
+        "variants": {"fp32": config.fp32_file, "int8": config.int8_file},
+        "tokenizer": {"file": "tokenizer.json", "files": tokenizer_files, "pad_id": int(tokenizer.pad_token_id or 0)},
+        "base_model": base_model or settings.base_model,
+        "datasets": DATASETS,
+        "check": {**asdict(check), "atol": config.atol, "min_int8_agreement": config.min_int8_agreement},
+        "versions": versions(),
+        "files": files,
+        "metrics": {},
+        "training": dict(training_metrics or {}),
+    }
+    write_card(out_dir, card)
+    if eval_sets:
+        card["metrics"] = evaluate_variants(out_dir, settings, eval_sets, max_length)
+        write_card(out_dir, card)
+    logger.info("export of %s done in %.1f s: %s", config.name, time.monotonic() - started, out_dir)
+    return out_dir / CARD_FILE

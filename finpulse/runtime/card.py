@@ -1,0 +1,108 @@
+"""The model card written beside exported artefacts (``card.json``) and its verification.
+
+The card says what the files are (labels, max length, inputs, tokenizer files, sha256 of every file), where
+they came from (base model, data sets and licenses, export versions) and how good they are (metrics of each
+variant). The runtime refuses artefacts whose sha256 differ from the card.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from finpulse.runtime.exceptions import ArtefactCorruptError, ArtefactMissingError, CardError
+
+logger = logging.getLogger(__name__)
+
+CARD_FILE = "card.json"
+CARD_SCHEMA_VERSION = 1
+VARIANT_FILES = {"fp32": "model.fp32.onnx", "int8": "model.int8.onnx"}
+
+
+def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """The parsed ``card.json`` of an artefact directory."""
+
+    path: Path
+    data: dict[str, Any]
+
+    @property
+    def directory(self) -> Path:
+        return self.path.parent
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(self.data["labels"])
+
+    @property
+    def max_length(self) -> int:
+        return int(self.data["max_length"])
+
+    @property
+    def model_version(self) -> str:
+        return str(self.data["model_version"])
+
+    @property
+    def files(self) -> dict[str, str]:
+        return dict(self.data["files"])
+
+    @property
+    def tokenizer_file(self) -> str:
+        return str(self.data["tokenizer"]["file"])
+
+    @property
+    def input_names(self) -> list[str]:
+        return list(self.data["inputs"])
+
+    def model_file(self, variant: str) -> str:
+        try:
+            return str(self.data["variants"][variant])
+        except KeyError:
+            raise CardError(f"{self.path}: no {variant!r} variant (has {sorted(self.data.get('variants', {}))})") from None
+
+    @classmethod
+    def read(cls, directory: Path) -> ModelCard:
+        path = directory / CARD_FILE
+        if not path.is_file():
+            raise ArtefactMissingError(f"no model card at {path}: run `finpulse model export sentiment` (or build)")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise CardError(f"{path}: unreadable model card ({exc})") from exc
+        required = ("schema_version", "labels", "max_length", "model_version", "files", "tokenizer", "inputs", "variants")
+        missing = [key for key in required if not isinstance(data, dict) or key not in data]
+        if missing:
+            raise CardError(f"{path}: model card lacks {', '.join(missing)}")
+        if data["schema_version"] != CARD_SCHEMA_VERSION:
+            raise CardError(f"{path}: card schema {data['schema_version']} is not {CARD_SCHEMA_VERSION}")
+        return cls(path=path, data=data)
+
+    def verify(self, names: list[str] | None = None) -> None:
+        """Check that the named files (default: all) exist and have the sha256 the card records."""
+        files = self.files
+        for name in names if names is not None else list(files):
+            expected = files.get(name)
+            if expected is None:
+                raise CardError(f"{self.path}: card has no sha256 for {name}")
+            target = self.directory / name
+            if not target.is_file():
+                raise ArtefactMissingError(f"{target} is named by the model card but missing")
+            actual = sha256_of(target)
+            if actual != expected:
+                raise ArtefactCorruptError(
+                    f"{target}: sha256 {actual[:16]}… differs from the model card's {expected[:16]}… "
+                    "(corrupt or replaced file; re-run `finpulse model export sentiment`)"
+                )
+        logger.debug("verified %d files against %s", len(files), self.path)
