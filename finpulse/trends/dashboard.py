@@ -45,7 +45,7 @@ EVENT = "NegativeSentimentSpike"
 MARKET = "market"
 # Range choices of the page: minutes -> bucket interval.
 RANGES: dict[int, str] = {60: "1m", 360: "5m", 1440: "30m", 10080: "3h"}
-DEFAULT_RANGE_MIN = 360
+DEFAULT_RANGE_MIN = 60
 TOP_TICKERS = 5
 MAX_TICKERS = 10
 # Scripts: this origin only, no inline script, no eval. Styles allow inline because Plotly sets style
