@@ -1,5 +1,5 @@
 // finpulse live page. News text is untrusted: it is only ever set with textContent / createTextNode,
-// never innerHTML; links are made only for http(s) URLs. No inline script (the page's CSP forbids it).
+// never as HTML markup; links are made only for http(s) URLs. No inline script (the page's CSP forbids it).
 "use strict";
 
 (function () {
