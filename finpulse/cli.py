@@ -43,11 +43,12 @@ def _register() -> None:
     from finpulse import config_cli
     from finpulse.infra import cli as infra_cli
     from finpulse.models import cli as models_cli
+    from finpulse.recommend import cli as recommend_cli
     from finpulse.sources import cli as sources_cli
     from finpulse.streams import cli as streams_cli
     from finpulse.trends import cli as trends_cli
 
-    for module in (config_cli, infra_cli, models_cli, sources_cli, streams_cli, trends_cli):
+    for module in (config_cli, infra_cli, models_cli, sources_cli, streams_cli, trends_cli, recommend_cli):
         module.register(app)
 
 

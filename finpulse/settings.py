@@ -218,6 +218,26 @@ class ScrapeSettings(BaseModel):
     max_seen: int = Field(100_000, ge=100, description="Seen article ids remembered at most (oldest forgotten first).")
 
 
+class RecommendSettings(BaseModel):
+    """Click ingestion (``finpulse clicks-api``) and the live recommendation feed."""
+
+    api_host: str = Field("0.0.0.0", description="Address the clicks API listens on.")
+    api_port: int = Field(8000, ge=1, le=65535, description="Port of the clicks API.")
+    api_token: SecretStr | None = Field(None, description="Bearer token the clicks API requires (unset = the API refuses to start).")
+    max_body_bytes: int = Field(1_000_000, ge=1024, description="Request bodies larger than this get 413.")
+    max_batch_events: int = Field(1000, ge=1, description="Events per POST /v1/events at most.")
+    rate_per_s: float = Field(200.0, gt=0, description="Requests per second per client (token bucket refill rate).")
+    rate_burst: int = Field(400, ge=1, description="Token bucket size per client (burst of requests).")
+    top_k: int = Field(10, ge=1, le=200, description="Articles per recommendation list.")
+    freshness_window_s: float = Field(172_800.0, gt=0, description="Articles older than this are no longer candidates.")
+    max_candidates: int = Field(50_000, ge=10, description="Candidate articles kept at most (oldest dropped first).")
+    profile_length: int = Field(50, ge=1, le=500, description="Clicked article ids kept per user profile.")
+    debounce_s: float = Field(0.5, ge=0, description="A user's feed is emitted at most once per this many seconds.")
+    mmr_lambda: float = Field(0.7, ge=0, le=1, description="MMR trade-off: 1 = relevance only, 0 = diversity only.")
+    freshness_half_life_s: float = Field(21_600.0, gt=0, description="Half-life of the freshness decay of a candidate's score.")
+    model_dir: Path | None = Field(None, description="Recommendation ONNX artefact dir (default: <artifacts_dir>/recommend/onnx).")
+
+
 class Settings(BaseSettings):
     """Every setting of finpulse."""
 
@@ -244,6 +264,7 @@ class Settings(BaseSettings):
     alerts: AlertSettings = Field(default_factory=AlertSettings)  # type: ignore[arg-type]
     stack: StackSettings = Field(default_factory=StackSettings)  # type: ignore[arg-type]
     scrape: ScrapeSettings = Field(default_factory=ScrapeSettings)  # type: ignore[arg-type]
+    recommend: RecommendSettings = Field(default_factory=RecommendSettings)  # type: ignore[arg-type]
 
 
 def env_var_name(loc: tuple[Any, ...]) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 from finpulse.settings import KafkaSecurityProtocol, KafkaSettings, Settings
 from finpulse.sinks.alert_base import AlertSink, build_sinks
 from finpulse.sinks.bulk import BulkWriter
-from finpulse.streams import alerting, indexing, scoring, spike_agent
+from finpulse.streams import alerting, indexing, recommend_agents, scoring, spike_agent
 from finpulse.streams.channels import StreamTopics
 from finpulse.streams.metrics import StreamMetrics
 from finpulse.streams.scoring import Scorer
@@ -122,4 +122,5 @@ def create_app(
     indexing.register(app, topics, settings, metrics, writer)
     spike_table = spike_agent.register(app, topics, settings, metrics)
     delivered = alerting.register(app, topics, settings, metrics, sinks, writer)
+    recommend_agents.register(app, topics, settings, metrics, writer)
     return StreamApp(app, topics, metrics, spike_table, delivered)

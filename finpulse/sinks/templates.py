@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-TEMPLATES: tuple[str, ...] = ("news", "alerts")
+TEMPLATES: tuple[str, ...] = ("news", "alerts", "recommendations")
 EMBEDDED_VECTOR_MAPPING: dict[str, Any] = {"type": "float", "index": False, "doc_values": False}
 
 

@@ -36,11 +36,7 @@ SERVICE_CASES = [
     pytest.param("topics", id="topics"),
     pytest.param("worker", id="worker"),
     pytest.param("scraper", id="scraper"),
-    pytest.param(
-        "clicks-api",
-        id="clicks-api",
-        marks=pytest.mark.xfail(strict=True, reason="command lands with the clicks API issue (finpulse clicks-api)"),
-    ),
+    pytest.param("clicks-api", id="clicks-api"),
     pytest.param("kibana-import", id="kibana-import"),
 ]
 

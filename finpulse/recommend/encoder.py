@@ -1,0 +1,151 @@
+"""The recommendation model at serving time: ONNX news encoder + numpy user tower (never torch).
+
+The artefact directory (``export/recommend.py`` writes it) holds ``card.json``, ``news_encoder.onnx``
+(``input_ids``, ``attention_mask`` → ``embedding``: mean-pooled last hidden state, L2-normalised),
+``tokenizer.json`` and ``user_tower.npz``. File digests are checked against the card before loading.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from finpulse.recommend.exceptions import ModelArtefactError
+from finpulse.recommend.ranking import UserTower, l2_normalise
+
+logger = logging.getLogger(__name__)
+
+CARD_FILE = "card.json"
+ENCODER_FILE = "news_encoder.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+TOWER_FILE = "user_tower.npz"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class RecommendCard:
+    path: Path
+    data: dict[str, Any]
+
+    @classmethod
+    def read(cls, directory: Path) -> RecommendCard:
+        path = directory / CARD_FILE
+        if not path.is_file():
+            raise ModelArtefactError(f"no recommendation model at {directory} ({CARD_FILE} missing): run finpulse model train recommend")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ModelArtefactError(f"{path}: unreadable card: {exc}") from exc
+        for key in ("model_version", "dim", "max_length", "files"):
+            if key not in data:
+                raise ModelArtefactError(f"{path}: card lacks {key!r}")
+        return cls(path, data)
+
+    @property
+    def model_version(self) -> str:
+        return str(self.data["model_version"])
+
+    @property
+    def dim(self) -> int:
+        return int(self.data["dim"])
+
+    def verify(self) -> None:
+        directory = self.path.parent
+        for name, digest in self.data["files"].items():
+            file = directory / name
+            if not file.is_file():
+                raise ModelArtefactError(f"{file} is missing (listed in {self.path})")
+            if sha256_of(file) != digest:
+                raise ModelArtefactError(f"{file}: sha256 differs from {self.path}; re-export the model")
+
+
+class NewsEncoder:
+    """``embed(texts)`` → unit vectors ``(n, dim)`` from the exported news tower."""
+
+    def __init__(self, session: Any, tokenizer: Any, dim: int, max_length: int, batch_size: int = 32) -> None:
+        self._session = session
+        self._tokenizer = tokenizer
+        self.dim = dim
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self._inputs = {i.name for i in session.get_inputs()}
+
+    @classmethod
+    def load(cls, directory: Path, card: RecommendCard, threads: int = 0) -> NewsEncoder:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(directory / TOKENIZER_FILE))
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(max_length=int(card.data["max_length"]))
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        try:
+            session = ort.InferenceSession(str(directory / ENCODER_FILE), sess_options=options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise ModelArtefactError(f"cannot load {directory / ENCODER_FILE}: {exc}") from exc
+        return cls(session, tokenizer, card.dim, int(card.data["max_length"]))
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), np.float32)
+        if not texts:
+            return out
+        encodings = self._tokenizer.encode_batch([t[: self.max_length * 32] for t in texts])
+        lengths = np.asarray([max(1, len(e.ids)) for e in encodings])
+        order = np.argsort(lengths, kind="stable")
+        for start in range(0, len(texts), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            width = int(lengths[idx].max())
+            ids = np.zeros((len(idx), width), np.int64)
+            for row, i in enumerate(idx.tolist()):
+                ids[row, : len(encodings[i].ids)] = encodings[i].ids
+            mask = (np.arange(width)[None, :] < lengths[idx][:, None]).astype(np.int64)
+            feeds = {"input_ids": ids, "attention_mask": mask}
+            if "token_type_ids" in self._inputs:
+                feeds["token_type_ids"] = np.zeros_like(ids)
+            out[idx] = self._session.run(["embedding"], feeds)[0]
+        return l2_normalise(out)
+
+
+@dataclass(frozen=True)
+class RecommendModel:
+    version: str
+    dim: int
+    encoder: NewsEncoder | None
+    tower: UserTower
+
+
+def load_model(directory: Path, threads: int = 0, verify: bool = True) -> RecommendModel:
+    card = RecommendCard.read(directory)
+    if verify:
+        card.verify()
+    tower = UserTower.load(directory / TOWER_FILE)
+    if tower.dim != card.dim:
+        raise ModelArtefactError(f"{directory}: user tower is {tower.dim}-d, card says {card.dim}")
+    encoder = NewsEncoder.load(directory, card, threads)
+    logger.info("recommendation model %s (%d-d) from %s", card.model_version, card.dim, directory)
+    return RecommendModel(card.model_version, card.dim, encoder, tower)
+
+
+def model_or_fallback(directory: Path, dim: int = 384, threads: int = 0) -> RecommendModel:
+    """The exported model, or (no artefact yet) mean pooling over embeddings the articles carry themselves."""
+    if not (directory / CARD_FILE).is_file():
+        logger.warning("no recommendation model at %s: only articles that carry an embedding become candidates", directory)
+        return RecommendModel("mean-pooling-no-encoder", dim, None, UserTower.mean_pooling(dim))
+    return load_model(directory, threads)

@@ -1,0 +1,284 @@
+"""A click simulator: users with latent interests choosing among real articles.
+
+Each user has sector and topic interests (sparse Dirichlet draws), a few favourite tickers, a taste for
+negative or positive news, an activity level and an hour of the day they read at. A session shows pages of
+articles; each shown article is clicked with probability ``position_bias(pos) · engagement(hour) ·
+sigmoid(affinity(user, article))``. The same generator writes offline logs in MIND format
+(:func:`write_mind_logs`, fixed seed → identical files) and drives the clicks API live
+(:func:`live_sessions`). Everything random comes from one ``numpy.random.Generator`` seeded by the caller.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from finpulse.recommend.exceptions import ArticleSourceError
+from finpulse.recommend.mind import Behavior, Impression, MindNews, write_behaviors, write_news
+from finpulse.recommend.sectors import ALL_SECTORS, ALL_TOPICS, sector_of, topic_of
+
+logger = logging.getLogger(__name__)
+
+#: twitter-financial-news-sentiment labels: 0 bearish, 1 bullish, 2 neutral.
+CSV_SENTIMENT = {"0": -1, "1": 1, "2": 0}
+LABEL_SENTIMENT = {"negative": -1, "neutral": 0, "positive": 1}
+
+
+@dataclass(frozen=True, slots=True)
+class SimArticle:
+    id: str
+    title: str
+    tickers: tuple[str, ...]
+    sector: str
+    topic: str
+    sentiment: int  # -1 negative, 0 neutral, 1 positive
+    published: float  # epoch seconds
+
+
+@dataclass(frozen=True, slots=True)
+class SimUser:
+    user_id: str
+    sector_w: np.ndarray
+    topic_w: np.ndarray
+    tickers: frozenset[str]
+    tone: float  # -1 likes bad news, +1 likes good news
+    sessions_per_day: float
+    peak_hour: float
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    article: SimArticle
+    position: int
+    clicked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SimPage:
+    user: SimUser
+    session_id: str
+    time: datetime
+    shown: tuple[Shown, ...]
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    users: int = 1000
+    days: float = 7.0
+    page_size: int = 10
+    pages_per_session: tuple[int, int] = (1, 3)
+    sector_weight: float = 2.6
+    topic_weight: float = 1.2
+    ticker_weight: float = 1.8
+    tone_weight: float = 1.0
+    base_logit: float = -3.3
+    position_exponent: float = 0.6
+    candidate_window_s: float = 2 * 86_400.0
+
+
+def position_bias(position: int, exponent: float) -> float:
+    return 1.0 / (1.0 + position) ** exponent
+
+
+def engagement(hour: float) -> float:
+    """Readers click more during market hours (UTC 13–21) than at night."""
+    return 0.75 + 0.35 * math.exp(-(((hour - 17.0 + 12.0) % 24.0 - 12.0) ** 2) / 18.0)
+
+
+def make_users(n: int, rng: np.random.Generator, tickers: Sequence[str], prefix: str = "U") -> list[SimUser]:
+    users = []
+    pool = sorted(set(tickers))
+    for i in range(n):
+        sector_w = rng.dirichlet(np.full(len(ALL_SECTORS), 0.15))
+        topic_w = rng.dirichlet(np.full(len(ALL_TOPICS), 0.3))
+        favs = frozenset(rng.choice(pool, size=min(len(pool), int(rng.integers(0, 4))), replace=False).tolist()) if pool else frozenset()
+        tone = float(np.clip(rng.normal(0.0, 0.6), -1.0, 1.0))
+        users.append(SimUser(f"{prefix}{i}", sector_w, topic_w, favs, tone, float(rng.gamma(2.0, 0.6)),
+                             float(rng.uniform(0, 24))))
+    return users
+
+
+class ClickModel:
+    """The ground-truth click probabilities of the simulation."""
+
+    def __init__(self, config: SimConfig) -> None:
+        self.config = config
+        self._sector_index = {s: i for i, s in enumerate(ALL_SECTORS)}
+        self._topic_index = {t: i for i, t in enumerate(ALL_TOPICS)}
+
+    def affinity(self, user: SimUser, article: SimArticle) -> float:
+        c = self.config
+        sector = user.sector_w[self._sector_index.get(article.sector, len(ALL_SECTORS) - 1)] / user.sector_w.max()
+        topic = user.topic_w[self._topic_index.get(article.topic, len(ALL_TOPICS) - 1)] / user.topic_w.max()
+        ticker = 1.0 if user.tickers.intersection(article.tickers) else 0.0
+        return (c.base_logit + c.sector_weight * sector + c.topic_weight * topic + c.ticker_weight * ticker
+                + c.tone_weight * user.tone * article.sentiment)
+
+    def probability(self, user: SimUser, article: SimArticle, position: int, hour: float) -> float:
+        p = 1.0 / (1.0 + math.exp(-self.affinity(user, article)))
+        return min(1.0, p * position_bias(position, self.config.position_exponent) * engagement(hour))
+
+
+class ClickSimulator:
+    """Sessions of simulated users over ``articles`` (sorted by publication time)."""
+
+    def __init__(self, articles: Sequence[SimArticle], config: SimConfig, seed: int) -> None:
+        if not articles:
+            raise ArticleSourceError("the simulation needs at least one article")
+        self.articles = sorted(articles, key=lambda a: (a.published, a.id))
+        self.config = config
+        self.rng = np.random.default_rng(seed)
+        all_tickers = [t for a in self.articles for t in a.tickers]
+        self.users = make_users(config.users, self.rng, all_tickers)
+        self.model = ClickModel(config)
+        self._published = np.asarray([a.published for a in self.articles])
+
+    def _page(self, user: SimUser, session_id: str, when: float) -> SimPage:
+        c = self.config
+        hi = int(np.searchsorted(self._published, when, side="right"))
+        lo = int(np.searchsorted(self._published, when - c.candidate_window_s, side="left"))
+        if hi - lo < c.page_size:
+            lo = max(0, hi - c.page_size * 5)
+            hi = max(hi, min(len(self.articles), lo + c.page_size))
+        rows = self.rng.choice(np.arange(lo, hi), size=min(c.page_size, hi - lo), replace=False)
+        moment = datetime.fromtimestamp(when, UTC)
+        hour = moment.hour + moment.minute / 60.0
+        shown = []
+        for position, row in enumerate(rows.tolist()):
+            article = self.articles[row]
+            clicked = bool(self.rng.random() < self.model.probability(user, article, position, hour))
+            shown.append(Shown(article, position, clicked))
+        return SimPage(user, session_id, moment, tuple(shown))
+
+    def session_times(self, user: SimUser, start: float, days: float) -> list[float]:
+        times = []
+        for day in range(math.ceil(days)):
+            for _ in range(int(self.rng.poisson(user.sessions_per_day))):
+                hour = (user.peak_hour + self.rng.normal(0.0, 2.0)) % 24.0
+                t = start + day * 86_400.0 + hour * 3600.0
+                if t < start + days * 86_400.0:
+                    times.append(t)
+        return times
+
+    def pages(self, start: float) -> Iterator[SimPage]:
+        """Every page of every session over ``config.days`` from ``start`` (epoch), in time order."""
+        c = self.config
+        sessions: list[tuple[float, int, int]] = []
+        for u, user in enumerate(self.users):
+            for k, t in enumerate(self.session_times(user, start, c.days)):
+                sessions.append((t, u, k))
+        sessions.sort()
+        for t, u, k in sessions:
+            user = self.users[u]
+            n_pages = int(self.rng.integers(c.pages_per_session[0], c.pages_per_session[1] + 1))
+            for p in range(n_pages):
+                yield self._page(user, f"{user.user_id}-S{k}", t + 30.0 * p)
+
+
+def write_mind_logs(
+    simulator: ClickSimulator, out_dir: Path, start: float, history_length: int = 50
+) -> tuple[int, int]:
+    """``news.tsv`` and ``behaviors.tsv`` of the simulation in ``out_dir``; returns (articles, impressions)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    news_ids = {a.id: f"N{i + 1}" for i, a in enumerate(simulator.articles)}
+    history: dict[str, list[str]] = {}
+    behaviors: list[Behavior] = []
+    for page in simulator.pages(start):
+        past = history.setdefault(page.user.user_id, [])
+        items = tuple(Impression(news_ids[s.article.id], s.clicked) for s in page.shown)
+        if any(s.clicked for s in page.shown):
+            behaviors.append(Behavior(str(len(behaviors) + 1), page.user.user_id, page.time.replace(tzinfo=None),
+                                      tuple(past[-history_length:]), items))
+        for s in page.shown:
+            if s.clicked:
+                past.append(news_ids[s.article.id])
+    news = [
+        MindNews(news_ids[a.id], a.sector, a.topic, a.title, "", "", "[]", "[]") for a in simulator.articles
+    ]
+    write_news(out_dir / "news.tsv", news)
+    write_behaviors(out_dir / "behaviors.tsv", behaviors)
+    logger.info("wrote %d articles and %d impressions to %s", len(news), len(behaviors), out_dir)
+    return len(news), len(behaviors)
+
+
+def articles_from_csv(path: Path, start: float, days: float, seed: int, limit: int | None = None,
+                      text_column: str = "text", label_column: str = "label") -> list[SimArticle]:
+    """Headlines of a CSV (e.g. twitter-financial-news-sentiment), published uniformly over the period."""
+    from finpulse.sources.tickers import tag_tickers
+    from finpulse.streams.ids import article_id
+
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            reader = csv.DictReader(handle)
+            if reader.fieldnames is None or text_column not in reader.fieldnames:
+                raise ArticleSourceError(f"{path}: no {text_column!r} column")
+            rows = [(r[text_column], r.get(label_column, "")) for r in reader if r.get(text_column, "").strip()]
+    except OSError as exc:
+        raise ArticleSourceError(f"cannot read {path}: {exc.strerror}") from exc
+    if limit is not None:
+        rows = rows[:limit]
+    rng = np.random.default_rng(seed)
+    times = np.sort(rng.uniform(start - 2 * 86_400.0, start + days * 86_400.0, size=len(rows)))
+    order = rng.permutation(len(rows))
+    articles = []
+    seen: set[str] = set()
+    for (text, label), when in zip((rows[i] for i in order), times.tolist(), strict=True):
+        title = " ".join(text.split())
+        aid = article_id(None, f"sim:{path.name}", title)
+        if aid in seen:
+            continue
+        seen.add(aid)
+        tickers = tuple(tag_tickers(title))
+        articles.append(SimArticle(aid, title, tickers, sector_of(tickers, title), topic_of(title),
+                                   CSV_SENTIMENT.get(str(label).strip(), 0), when))
+    return articles
+
+
+def article_from_scored(article: object) -> SimArticle:
+    """A simulation article of a :class:`~finpulse.streams.records.ScoredArticle`."""
+    from finpulse.streams.records import ScoredArticle
+
+    assert isinstance(article, ScoredArticle)
+    when = (article.published_at or article.fetched_at).timestamp()
+    text = article.text_for_model()
+    return SimArticle(article.id, article.title, tuple(article.tickers), sector_of(article.tickers, text), topic_of(text),
+                      LABEL_SENTIMENT.get(article.label, 0), when)
+
+
+def page_events(page: SimPage) -> list[dict[str, object]]:
+    """The API events of one page: an impression per shown article, then a click per clicked one."""
+    stamp = page.time.isoformat()
+    events: list[dict[str, object]] = []
+    for s in page.shown:
+        base = {"user_id": page.user.user_id, "article_id": s.article.id, "timestamp": stamp,
+                "position": s.position, "session_id": page.session_id}
+        events.append({**base, "event_type": "impression"})
+        if s.clicked:
+            events.append({**base, "event_type": "click"})
+    return events
+
+
+def live_pages(simulator: ClickSimulator, now: float) -> Iterator[SimPage]:
+    """An endless stream of pages at wall-clock time ``now`` (users chosen by activity)."""
+    weights = np.asarray([u.sessions_per_day for u in simulator.users])
+    weights = weights / weights.sum()
+    k = 0
+    while True:
+        user = simulator.users[int(simulator.rng.choice(len(simulator.users), p=weights))]
+        k += 1
+        yield simulator._page(user, f"{user.user_id}-L{k}", now)
+
+
+def default_start() -> float:
+    return datetime(2026, 1, 5, tzinfo=UTC).timestamp()
+
+
+def days_ago(days: float) -> float:
+    return (datetime.now(UTC) - timedelta(days=days)).timestamp()
