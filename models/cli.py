@@ -25,6 +25,7 @@ model_app = typer.Typer(name="model", help="Train, export, run and benchmark the
 
 class ModelName(str, Enum):
     sentiment = "sentiment"
+    recommend = "recommend"
 
 
 def _training_dir(artifacts_dir: Path) -> Path:
@@ -45,6 +46,11 @@ def train_cmd(
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Fine-tune the sentiment classifier on twitter-fin train; evaluate on twitter-fin valid and PhraseBank."""
+    if name is ModelName.recommend:  # the two-tower recommender's own loop: finpulse.recommend.cli
+        from finpulse.recommend.cli import train_recommend_cmd
+
+        explicit = ctx.get_parameter_source("time_budget_min").name != "DEFAULT"
+        return train_recommend_cmd(ctx, time_budget_min if explicit else None, epochs, base, seed)
     from finpulse.cli import settings_of
     from finpulse.models.train_sentiment import TrainConfig, train_sentiment
 
@@ -103,6 +109,10 @@ def _export(settings: ModelSettings) -> Path:
 @model_app.command("export")
 def export_cmd(ctx: typer.Context, name: ModelName = typer.Argument(..., help="Model to export.")) -> None:
     """Export the trained model to ONNX (fp32 + int8), check the outputs and write the model card."""
+    if name is ModelName.recommend:
+        from finpulse.recommend.cli import export_recommend_cmd
+
+        return export_recommend_cmd(ctx)
     from finpulse.cli import settings_of
 
     settings = settings_of(ctx).model

@@ -1,4 +1,7 @@
-"""Commands of the recommendation subsystem: ``clicks-api``, ``simulate clicks``, ``recommend bench``."""
+"""Commands of the recommendation subsystem: ``clicks-api``, ``simulate clicks``, ``recommend bench``, ``model eval``.
+
+``finpulse model train|export recommend`` dispatch here from ``finpulse.models.cli``.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +31,9 @@ def register(app: typer.Typer) -> None:
     recommend = typer.Typer(name="recommend", help="Recommendation feed tools.", no_args_is_help=True)
     recommend.command("bench")(bench)
     app.add_typer(recommend)
+    from finpulse.models.cli import model_app  # the model group's owner holds train/export; eval is ours
+
+    model_app.command("eval")(eval_cmd)
 
 
 def clicks_api(ctx: typer.Context) -> None:
@@ -109,4 +115,108 @@ def bench(
     else:
         report = b.bench_roundtrip(settings, clicks_per_s, duration, api_url)
     for line in report:
+        typer.echo(line)
+
+
+DEFAULT_BUDGET_MIN = 8.0
+
+
+def _recommend_dirs(settings: object) -> tuple[Path, Path, Path]:
+    """(MIND logs, training run, ONNX export) directories under the artifacts dir."""
+    from finpulse.settings import Settings
+
+    assert isinstance(settings, Settings)
+    root = settings.model.artifacts_dir / "recommend"
+    return root / "mind", root / "train", settings.recommend.model_dir or root / "onnx"
+
+
+def _ensure_logs(mind_dir: Path, users: int, days: float, seed: int, limit: int = 6000) -> None:
+    from finpulse.recommend.simulate import ClickSimulator, SimConfig, articles_from_csv, default_start, write_mind_logs
+
+    if (mind_dir / "behaviors.tsv").is_file() and (mind_dir / "news.tsv").is_file():
+        return
+    start = default_start()
+    articles = articles_from_csv(DEFAULT_CSV, start, days, seed, limit=limit)
+    write_mind_logs(ClickSimulator(articles, SimConfig(users=users, days=days), seed), mind_dir, start)
+
+
+def train_recommend_cmd(
+    ctx: typer.Context,
+    time_budget_min: float | None = None,
+    epochs: float = 3.0,
+    base: str | None = None,
+    seed: int = 13,
+    mind: Path | None = None,
+) -> None:
+    """``finpulse model train recommend``: simulated MIND logs (made once if missing), fine-tuning, export, evaluation."""
+    from finpulse.cli import settings_of
+    from finpulse.export.recommend import export_recommend
+    from finpulse.models.eval_recommend import evaluate_recommend, format_table
+    from finpulse.models.train_recommend import RecTrainConfig, load_mind, train_recommend
+
+    settings = settings_of(ctx)
+    mind_dir, train_dir, onnx_dir = _recommend_dirs(settings)
+    if mind is None:
+        _ensure_logs(mind_dir, users=1500, days=7.0, seed=7)
+    logs = mind or mind_dir
+    budget = (time_budget_min if time_budget_min is not None else DEFAULT_BUDGET_MIN) * 60
+    config = RecTrainConfig(base=base or settings.model.base_model, epochs=epochs, time_budget_s=budget, seed=seed)
+    result = train_recommend(config, logs, train_dir)
+    train = result.metrics["train"]
+    typer.echo(f"trained {result.metrics['model_version']} in {train['seconds']:.0f} s ({train['steps']} steps, "
+               f"{train['stop_reason']})")
+    results = evaluate_recommend(logs, train_dir, config.base, config.test_days)
+    (train_dir / "eval.json").write_text(__import__("json").dumps(results, indent=2), encoding="utf-8")
+    data = load_mind(logs, config.test_days)
+    samples = [data.news[n].title for n in list(data.news)[:64]]
+    export_recommend(train_dir, onnx_dir, samples, eval_results=results)
+    typer.echo(f"held-out impressions of {logs} (simulated logs, not MIND):")
+    for line in format_table(results):
+        typer.echo(line)
+    typer.echo(f"exported to {onnx_dir}")
+
+
+def export_recommend_cmd(ctx: typer.Context) -> None:
+    """``finpulse model export recommend``: export the last training run again (ONNX + numpy, output check, cards)."""
+    import json
+
+    from finpulse.cli import settings_of
+    from finpulse.export.recommend import export_recommend
+    from finpulse.models.train_recommend import load_mind
+
+    settings = settings_of(ctx)
+    _, train_dir, onnx_dir = _recommend_dirs(settings)
+    metrics = json.loads((train_dir / "metrics.json").read_text(encoding="utf-8")) if (train_dir / "metrics.json").is_file() else {}
+    logs = Path(metrics.get("mind_dir", _recommend_dirs(settings)[0]))
+    eval_file = train_dir / "eval.json"
+    data = load_mind(logs, 1.0)
+    export_recommend(train_dir, onnx_dir, [data.news[n].title for n in list(data.news)[:64]],
+                     json.loads(eval_file.read_text()) if eval_file.is_file() else None)
+    typer.echo(f"exported to {onnx_dir}")
+
+
+class EvalName(str, Enum):
+    recommend = "recommend"
+
+
+def eval_cmd(
+    ctx: typer.Context,
+    name: EvalName = typer.Argument(..., help="Model to evaluate."),
+    mind: Path | None = typer.Option(None, "--mind", help="MIND-format logs (default: the simulated logs it was trained on)."),
+    test_days: float = typer.Option(1.0, "--test-days", help="Last days of the logs held out."),
+) -> None:
+    """AUC, MRR, nDCG@5, nDCG@10 on held-out impressions: random, popularity, untuned MiniLM, fine-tuned."""
+    import json
+
+    from finpulse.cli import settings_of
+    from finpulse.models.eval_recommend import evaluate_recommend, format_table
+
+    settings = settings_of(ctx)
+    mind_dir, train_dir, _ = _recommend_dirs(settings)
+    metrics = json.loads((train_dir / "metrics.json").read_text(encoding="utf-8")) if (train_dir / "metrics.json").is_file() else None
+    logs = mind or (Path(metrics["mind_dir"]) if metrics else mind_dir)
+    results = evaluate_recommend(logs, train_dir if metrics else None, settings.model.base_model, test_days)
+    simulated = "simulated logs, not MIND" if mind is None else "logs given with --mind"
+    typer.echo(f"held-out impressions of {logs} ({simulated}):")
+    for line in format_table(results):
         typer.echo(line)

@@ -74,12 +74,12 @@ class SimConfig:
     days: float = 7.0
     page_size: int = 10
     pages_per_session: tuple[int, int] = (1, 3)
-    sector_weight: float = 2.6
-    topic_weight: float = 1.2
-    ticker_weight: float = 1.8
-    tone_weight: float = 1.0
-    base_logit: float = -3.3
-    position_exponent: float = 0.6
+    sector_weight: float = 6.0
+    topic_weight: float = 3.0
+    ticker_weight: float = 2.5
+    tone_weight: float = 2.5
+    base_logit: float = -7.0
+    position_exponent: float = 0.3
     candidate_window_s: float = 2 * 86_400.0
 
 

@@ -1,0 +1,155 @@
+"""Export of the recommendation model for the stream: the news tower to ONNX, the user tower as numpy.
+
+``news_encoder.onnx``: ``input_ids``, ``attention_mask`` (int64, dynamic batch and sequence) → ``embedding``
+(mean-pooled last hidden state, L2-normalised). ``user_tower.npz``: the attention pooling's weights, run by
+:class:`finpulse.recommend.ranking.UserTower`. Before the card is written, the output check runs the exported
+files the way the worker will (tokenizers + onnxruntime + numpy) against the torch model on sample titles and
+raises :class:`~finpulse.recommend.exceptions.ExportCheckError` when they differ beyond tolerance.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from finpulse.recommend.encoder import CARD_FILE, ENCODER_FILE, TOKENIZER_FILE, TOWER_FILE, NewsEncoder, RecommendCard, sha256_of
+from finpulse.recommend.exceptions import ExportCheckError
+from finpulse.recommend.ranking import UserTower
+
+logger = logging.getLogger(__name__)
+
+MODEL_CARD = "MODEL_CARD.md"
+OPSET = 17
+
+
+@dataclass(frozen=True)
+class RecommendCheck:
+    n: int
+    max_abs_embedding_diff: float
+    max_abs_user_diff: float
+
+
+class EmbeddingGraph:
+    """A torch wrapper whose only output is the normalised embedding (what the ONNX graph computes)."""
+
+    def __new__(cls, tower: Any) -> Any:
+        from torch import nn
+
+        class _Graph(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.tower = tower
+
+            def forward(self, input_ids: Any, attention_mask: Any) -> Any:
+                return self.tower(input_ids, attention_mask)
+
+        return _Graph().eval()
+
+
+def export_encoder(tower: Any, tokenizer: Any, path: Path) -> None:
+    import onnx
+    import torch
+
+    enc = tokenizer(["Stocks fall on weak guidance", "Acme rises 5% after earnings beat"], return_tensors="pt", padding=True)
+    graph = EmbeddingGraph(tower)
+    with torch.inference_mode():
+        torch.onnx.export(
+            graph, (enc["input_ids"], enc["attention_mask"]), str(path), input_names=["input_ids", "attention_mask"],
+            output_names=["embedding"], dynamic_axes={"input_ids": {0: "batch", 1: "sequence"},
+                                                      "attention_mask": {0: "batch", 1: "sequence"}, "embedding": {0: "batch"}},
+            opset_version=OPSET, do_constant_folding=True, dynamo=False,
+        )
+    onnx.checker.check_model(str(path), full_check=True)
+
+
+def check_outputs(tower: Any, tokenizer: Any, user: UserTower, directory: Path, texts: Sequence[str], max_length: int,
+                  atol: float = 1e-3) -> RecommendCheck:
+    """Run the exported files as the worker does and compare with torch; raise ExportCheckError beyond ``atol``."""
+    import torch
+
+    card = RecommendCard.read(directory)
+    encoder = NewsEncoder.load(directory, card, threads=1)
+    onnx_emb = encoder.embed(list(texts))
+    enc = tokenizer(list(texts), truncation=True, max_length=max_length, padding="longest", return_tensors="pt")
+    with torch.inference_mode():
+        torch_emb = tower(enc["input_ids"], enc["attention_mask"]).numpy()
+    emb_diff = float(np.abs(onnx_emb - torch_emb).max())
+    if emb_diff > atol:
+        raise ExportCheckError(f"news encoder: ONNX and torch embeddings differ by {emb_diff:.2e} (> {atol})")
+    # The numpy user tower against the same formula in torch, on histories of the exported embeddings.
+    rng = np.random.default_rng(0)
+    history = onnx_emb[rng.integers(0, len(texts), size=(4, 8))]
+    w, b, q, p = (torch.from_numpy(a) for a in (user.w, user.b, user.q, user.p))
+    h = torch.from_numpy(history)
+    weights = torch.softmax(torch.tanh(h @ w + b) @ q, dim=1)
+    expected = torch.nn.functional.normalize((weights[:, :, None] * h).sum(1) @ p.T, dim=-1).numpy()
+    user_diff = float(np.abs(user.encode(history) - expected).max())
+    if user_diff > atol:
+        raise ExportCheckError(f"user tower: numpy and torch differ by {user_diff:.2e} (> {atol})")
+    return RecommendCheck(len(texts), emb_diff, user_diff)
+
+
+def export_recommend(train_dir: Path, out_dir: Path, sample_texts: Sequence[str], eval_results: dict[str, Any] | None = None) -> Path:
+    """Export the training run of ``train_dir`` to ``out_dir`` (replaced), check it and write its cards."""
+    from finpulse.models.train_recommend import load_trained
+
+    tower, tokenizer, user, metrics = load_trained(train_dir)
+    max_length = int(metrics["config"]["max_length"])
+    work = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    export_encoder(tower, tokenizer, work / ENCODER_FILE)
+    tokenizer.backend_tokenizer.save(str(work / TOKENIZER_FILE))
+    user.save(work / TOWER_FILE)
+    files = {name: sha256_of(work / name) for name in (ENCODER_FILE, TOKENIZER_FILE, TOWER_FILE)}
+    card: dict[str, Any] = {
+        "model_version": metrics["model_version"], "dim": metrics["dim"], "max_length": max_length,
+        "base_model": metrics["config"]["base"], "trainable_layers": metrics["config"]["trainable_layers"],
+        "files": files, "training": {k: metrics[k] for k in ("data", "train", "mind_dir")},
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    (work / CARD_FILE).write_text(json.dumps(card, indent=2), encoding="utf-8")
+    check = check_outputs(tower, tokenizer, user, work, sample_texts, max_length)
+    card["check"] = check.__dict__
+    if eval_results:
+        card["eval"] = eval_results
+    (work / CARD_FILE).write_text(json.dumps(card, indent=2), encoding="utf-8")
+    (work / MODEL_CARD).write_text(model_card_text(card), encoding="utf-8")
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    work.rename(out_dir)
+    logger.info("exported recommendation model %s to %s (check: %s)", card["model_version"], out_dir, check)
+    return out_dir
+
+
+def model_card_text(card: dict[str, Any]) -> str:
+    lines = [
+        f"# Recommendation model {card['model_version']}",
+        "",
+        "Two-tower news recommender. News tower: the BERT encoder "
+        f"`{card['base_model']}` (top {card['trainable_layers']} layers fine-tuned, lower layers frozen), embedding = "
+        f"L2-normalised mean of the last hidden state ({card['dim']}-d, max {card['max_length']} tokens). User tower: "
+        "additive attention over the clicked articles' embeddings + a linear projection (NRMS-style), run in numpy.",
+        "",
+        f"Training data: `{card['training']['mind_dir']}` — {card['training']['data']}.",
+        "**These logs are simulated (`finpulse simulate clicks --mind-out`), not MIND**: the figures below measure how "
+        "well the model recovers the simulator's latent interests, not real readers.",
+        "",
+        f"Training: {card['training']['train']}.",
+        f"Output check (ONNX vs torch, numpy vs torch): {card.get('check')}.",
+        "",
+    ]
+    if "eval" in card:
+        lines += ["| method | AUC | MRR | nDCG@5 | nDCG@10 |", "|---|---|---|---|---|"]
+        for name, r in card["eval"].items():
+            lines.append(f"| {name} | {r['auc']:.4f} | {r['mrr']:.4f} | {r['ndcg@5']:.4f} | {r['ndcg@10']:.4f} |")
+    lines += ["", "Intended use: ranking fresh financial news for a user in the finpulse feed. Not for decisions about people."]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,130 @@
+"""The two-tower model on a tiny random BERT: training, export with its output check, serving runtime, evaluation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from finpulse.recommend.simulate import ClickSimulator, SimArticle, SimConfig, default_start, write_mind_logs
+
+pytestmark = [pytest.mark.slow]
+
+START = default_start()
+WORDS = {"banks": "bank lender loan credit", "energy": "oil crude OPEC refinery", "tech": "chip software cloud AI"}
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from finpulse.models.testing import build_tiny_bert
+
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="module")
+def mind_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    articles = []
+    for i in range(240):
+        sector = list(WORDS)[i % 3]
+        words = WORDS[sector].split()
+        title = f"{words[i % 4]} {words[(i + 1) % 4]} news {i}"
+        articles.append(SimArticle(f"{i:032x}", title, (), sector, "markets", 0, START - 86_400 + i * 1800.0))
+    out = tmp_path_factory.mktemp("mind")
+    write_mind_logs(ClickSimulator(articles, SimConfig(users=60, days=4), seed=1), out, START)
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_bert: Path, mind_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from finpulse.models.train_recommend import RecTrainConfig, train_recommend
+
+    out = tmp_path_factory.mktemp("train")
+    config = RecTrainConfig(base=str(tiny_bert), epochs=1.0, time_budget_s=120, trainable_layers=1, attention_dim=8,
+                            history=10, batch_size=16, threads=1)
+    result = train_recommend(config, mind_dir, out)
+    assert result.metrics["train"]["steps"] > 0
+    return out
+
+
+def test_lower_plus_upper_is_the_full_encoder(tiny_bert: Path) -> None:
+    import torch
+
+    from finpulse.models.train_recommend import load_encoder, news_tower_module, tokenize_titles
+
+    bert, tokenizer = load_encoder(str(tiny_bert))
+    tower = news_tower_module(bert, 1).eval()
+    ids, mask = tokenize_titles(tokenizer, ["bank loan growth", "oil falls on OPEC supply news today"], 24)
+    with torch.no_grad():
+        split = tower.upper(tower.lower(ids, mask), mask)
+        full = bert(input_ids=ids, attention_mask=mask).last_hidden_state
+        m = mask[:, :, None].float()
+        pooled = torch.nn.functional.normalize((full * m).sum(1) / m.sum(1), dim=-1)
+    assert torch.allclose(split, pooled, atol=1e-5)
+
+
+def test_export_check_and_runtime(trained: Path, mind_dir: Path, tmp_path: Path) -> None:
+    from finpulse.export.recommend import export_recommend
+    from finpulse.models.train_recommend import load_mind
+    from finpulse.recommend.encoder import load_model
+
+    data = load_mind(mind_dir, 1.0)
+    titles = [n.title for n in list(data.news.values())[:20]]
+    out = export_recommend(trained, tmp_path / "onnx", titles, eval_results=None)
+    card = json.loads((out / "card.json").read_text())
+    assert card["check"]["max_abs_embedding_diff"] < 1e-3
+    assert "simulated" in (out / "MODEL_CARD.md").read_text()
+    model = load_model(out, threads=1)
+    assert model.encoder is not None
+    emb = model.encoder.embed(titles)
+    assert emb.shape == (20, model.dim)
+    assert np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    user = model.tower.encode(emb[:5])
+    assert user.shape == (model.dim,)
+
+
+def test_export_check_raises_a_named_error(trained: Path, mind_dir: Path, tmp_path: Path) -> None:
+    from finpulse.export.recommend import check_outputs, export_recommend
+    from finpulse.models.train_recommend import load_trained
+    from finpulse.recommend.exceptions import ExportCheckError
+
+    out = export_recommend(trained, tmp_path / "onnx", ["bank loan", "oil price"], None)
+    tower, tokenizer, user, _ = load_trained(trained)
+    with torch_no_grad():
+        for p in tower.parameters():
+            p.add_(0.5)  # the torch model no longer matches the exported graph
+    with pytest.raises(ExportCheckError, match="news encoder"):
+        check_outputs(tower, tokenizer, user, out, ["bank loan", "oil price"], 24)
+
+
+def test_corrupt_artefact_is_refused(trained: Path, tmp_path: Path) -> None:
+    from finpulse.export.recommend import export_recommend
+    from finpulse.recommend.encoder import load_model
+    from finpulse.recommend.exceptions import ModelArtefactError
+
+    out = export_recommend(trained, tmp_path / "onnx", ["bank loan"], None)
+    with (out / "user_tower.npz").open("ab") as f:
+        f.write(b"x")
+    with pytest.raises(ModelArtefactError, match="sha256"):
+        load_model(out)
+
+
+def test_evaluation_table(trained: Path, mind_dir: Path, tiny_bert: Path) -> None:
+    from finpulse.models.eval_recommend import METHODS, auc, evaluate_recommend, format_table, mrr, ndcg
+
+    results = evaluate_recommend(mind_dir, trained, str(tiny_bert))
+    assert list(results) == list(METHODS)
+    for r in results.values():
+        assert 0.0 <= r["auc"] <= 1.0 and 0.0 <= r["ndcg@10"] <= 1.0 and r["impressions"] > 0
+    assert len(format_table(results)) == 5
+    labels = np.asarray([0, 1, 0, 0])
+    assert auc(labels, np.asarray([0.1, 0.9, 0.2, 0.3])) == 1.0
+    assert mrr(labels, np.asarray([0.9, 0.8, 0.1, 0.0])) == 0.5
+    assert ndcg(labels, np.asarray([0.1, 0.9, 0.2, 0.3]), 5) == 1.0
+
+
+def torch_no_grad():  # noqa: ANN201 - a context manager from torch, imported lazily
+    import torch
+
+    return torch.no_grad()
