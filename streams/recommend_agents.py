@@ -1,7 +1,8 @@
 """The live recommendation feed: ``news.scored`` → candidates, ``clicks`` → profiles → ``recommendations``.
 
 * **Candidates** (agent ``finpulse.recommend.candidates``): every scored article gets a unit embedding
-  (the one it carries from a shared encoder pass, else the recommendation news encoder's) and enters a
+  (the one it carries from a shared encoder pass, else the recommendation news encoder's, which is then also
+  added to the article's news document in Elasticsearch, :mod:`finpulse.recommend.es_vectors`) and enters a
   bounded Faust ``GlobalTable`` of recent candidates (freshness window and maximum count from settings),
   mirrored in memory as a numpy matrix (:class:`~finpulse.recommend.ranking.CandidatePool`).
 * **Profiles** (agent ``finpulse.recommend.clicks``): clicks keyed by user id update the user's profile in
@@ -84,6 +85,7 @@ class RecommendService:
     _model: RecommendModel | None = None
     pool: CandidatePool | None = None
     ensure_pool: Callable[[], None] = lambda: None
+    vector_store: Any = None
     last_emit: dict[str, float] = field(default_factory=dict)
     pending: dict[str, float] = field(default_factory=dict)  # user → trigger received at (epoch)
 
@@ -170,10 +172,25 @@ def register(
 
     @app.agent(topics.news_scored, name="finpulse.recommend.candidates")
     async def candidate_agent(stream: Any) -> None:
+        from finpulse.recommend.es_vectors import VectorStore
+        from finpulse.sinks.elasticsearch import make_async_es_client
+
+        store = VectorStore(make_async_es_client(settings.elasticsearch))
+        service.vector_store = store
+        try:
+            await _candidates(stream, store)
+        finally:
+            await store.close()
+
+    async def _candidates(stream: Any, store: Any) -> None:
+        from finpulse.recommend.es_vectors import VectorUpdate
+        from finpulse.streams.indexing import news_index
+
         loop = asyncio.get_running_loop()
         model = service.model
         sync_pool()
         warned = False
+        prefix = settings.elasticsearch.index_prefix
         async for events in stream.take_events(settings.stream.batch_size, within=settings.stream.batch_wait_s):
             metrics.events_in.labels("recommend.candidates").inc(len(events))
             articles: list[tuple[Any, ScoredArticle]] = []
@@ -192,12 +209,15 @@ def register(
                 warned = True
             now = time.time()
             j = 0
+            updates = []
             for (event, article), ok in zip(articles, carried, strict=True):
                 if ok:
                     vector = np.asarray(article.embedding, np.float32)
                 elif model.encoder is not None:
                     vector = computed[j]
                     j += 1
+                    updates.append(VectorUpdate(news_index(prefix, article.published_at or article.fetched_at), article.id,
+                                                np.round(vector, EMBEDDING_DECIMALS).tolist(), now))
                 else:
                     metrics.duplicates.labels("recommend.no_embedding").inc()
                     continue
@@ -215,6 +235,8 @@ def register(
                 service.add_candidate(article.id, value)
             if articles:
                 _evict(articles[-1][0], time.time())
+            if updates:
+                await store.add(updates)  # the article's document in the news index gets its embedding
             metrics.events_out.labels("recommend.candidates").inc(len(articles))
 
     def _evict(event: Any, now: float) -> None:
@@ -304,6 +326,8 @@ def register(
     async def sync_candidates() -> None:
         if service._model is not None:
             ensure_pool()
+        if service.vector_store is not None:
+            await service.vector_store.flush()
 
     prefix = settings.elasticsearch.index_prefix
     key = settings.pseudonym_key

@@ -153,3 +153,53 @@ def test_feed_favours_the_users_sector_excludes_clicks_is_pseudonymised_and_surv
         assert sum(i["article_id"] in banks for i in again["items"]) >= 4
     finally:
         worker.stop()
+
+
+@pytest.fixture(scope="module")
+def tiny_recommend_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random two-tower model, trained a few steps and exported (news encoder ONNX + numpy user tower)."""
+    from finpulse.export.recommend import export_recommend
+    from finpulse.models.testing import build_tiny_bert
+    from finpulse.models.train_recommend import RecTrainConfig, train_recommend
+    from finpulse.recommend.simulate import ClickSimulator, SimArticle, SimConfig, default_start, write_mind_logs
+
+    root = tmp_path_factory.mktemp("tiny-recommend")
+    start = default_start()
+    articles = [SimArticle(f"{i:032x}", f"bank loan story {i}" if i % 2 else f"oil price story {i}", (),
+                           "financials" if i % 2 else "energy", "markets", 0, start - 86_400 + i * 1800.0) for i in range(120)]
+    write_mind_logs(ClickSimulator(articles, SimConfig(users=30, days=3), seed=1), root / "mind", start)
+    config = RecTrainConfig(base=str(build_tiny_bert(root / "bert")), epochs=1.0, time_budget_s=60, attention_dim=8,
+                            history=10, batch_size=16, threads=1)
+    train_recommend(config, root / "mind", root / "train")
+    return export_recommend(root / "train", root / "onnx", ["bank loan", "oil price"])
+
+
+def test_articles_without_embeddings_are_embedded_by_the_worker_and_the_vector_is_stored(
+    stack: Any, unique_name: str, tiny_sentiment_dir: Path, tiny_recommend_dir: Path, tmp_path: Path, es_client: Any
+) -> None:
+    settings = settings_for(stack, unique_name, tiny_sentiment_dir, tmp_path)
+    settings = settings.model_copy(update={"recommend": settings.recommend.model_copy(update={"model_dir": tiny_recommend_dir})})
+    now = datetime.now(UTC)
+    articles = [a.model_copy(update={"embedding": None}) for group in sector_articles(now, 4).values() for a in group]
+    worker = WorkerProcess(settings, tmp_path / "worker.log").start()
+    try:
+        produce(settings, topic_name(settings.kafka, NEWS_SCORED), [(a.id.encode(), a.to_bytes()) for a in articles])
+        wait_for(lambda: metric(settings, "finpulse_events_out_total", "recommend.candidates") >= len(articles), 120,
+                 "candidates embedded by the worker", worker)
+        index = f"{settings.elasticsearch.index_prefix}-news"
+
+        def with_vectors() -> bool:
+            es_client.indices.refresh(index=f"{index}-*", ignore_unavailable=True, allow_no_indices=True)
+            if not es_client.indices.exists(index=index):
+                return 0
+            hits = es_client.search(index=index, size=100)["hits"]["hits"]
+            return sum(1 for h in hits if len(h["_source"].get("embedding") or []) == 32) == len(articles)
+
+        wait_for(with_vectors, 60, "every news document with its embedding", worker)
+        click = ClickEvent(user_id=USER, article_id=articles[0].id, event_type="click", timestamp=now, position=0, session_id="s")
+        produce(settings, topic_name(settings.kafka, CLICKS), [(USER.encode(), click.to_bytes())])
+        served = wait_for(lambda: (v := view(settings, USER)) and v["items"] and v, 60, "a feed from the encoder's vectors", worker)
+        assert served["model_version"].startswith("two-tower")
+        assert articles[0].id not in {i["article_id"] for i in served["items"]}
+    finally:
+        worker.stop()
