@@ -142,7 +142,7 @@ def bench_encoder(settings: Settings, n_texts: int = 256, batch: int = 32, max_l
     ]
 
 
-def bench_roundtrip(settings: Settings, rate: float, duration_s: float, api_url: str | None) -> list[str]:
+def bench_roundtrip(settings: Settings, rate: float, duration_s: float, via_api: bool = False) -> list[str]:
     """Click → recommendation latency through Kafka with a worker of its own on the configured stack."""
     import uuid
     from datetime import UTC, datetime, timedelta
@@ -160,7 +160,8 @@ def bench_roundtrip(settings: Settings, rate: float, duration_s: float, api_url:
     data["kafka"].update(topic_prefix=f"{name}.", consumer_group=name, session_timeout_s=6.0, heartbeat_interval_s=1.0)
     data["elasticsearch"].update(index_prefix=name)
     data["stream"].update(web_port=0, metrics_port=_free_port())
-    data["recommend"].update(model_dir=str(Path(tempfile.gettempdir()) / "finpulse-no-recommend-model"))
+    data["recommend"].update(model_dir=str(Path(tempfile.gettempdir()) / "finpulse-no-recommend-model"),
+                             api_host="127.0.0.1", api_port=_free_port(), api_token="bench-" + uuid.uuid4().hex)
     tmp = Path(tempfile.mkdtemp(prefix="finpulse-bench-"))
     sentiment_dir = settings.model.sentiment_path()
     if not (sentiment_dir / "card.json").is_file():
@@ -178,6 +179,11 @@ def bench_roundtrip(settings: Settings, rate: float, duration_s: float, api_url:
     worker = subprocess.Popen([sys.executable, "-m", "finpulse", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT,
                               start_new_session=True)
     producer = make_producer(bench_settings.kafka, linger_ms=0)
+    api = None
+    api_url = f"http://127.0.0.1:{bench_settings.recommend.api_port}" if via_api else None
+    if via_api:
+        api = subprocess.Popen([sys.executable, "-m", "finpulse", "clicks-api"], env=env, stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True)
     lines: list[str] = []
     try:
         rng = np.random.default_rng(0)
@@ -216,7 +222,16 @@ def bench_roundtrip(settings: Settings, rate: float, duration_s: float, api_url:
         started = time.monotonic()
         sent = 0
         client = httpx.Client(base_url=api_url, timeout=10) if api_url else None
-        token = settings.recommend.api_token.get_secret_value() if settings.recommend.api_token else ""
+        assert bench_settings.recommend.api_token is not None
+        token = bench_settings.recommend.api_token.get_secret_value()
+        if client is not None:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    if client.get("/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.5)
         while sent < total or time.monotonic() - started < duration_s + 5:
             target = min(total, int((time.monotonic() - started) * rate))
             while sent < target:
@@ -250,12 +265,13 @@ def bench_roundtrip(settings: Settings, rate: float, duration_s: float, api_url:
                      f"p99 {r['p99_ms']:.0f} ms, max {r['max_ms']:.0f} ms (target p99 <= 1000 ms)")
     finally:
         producer.close()
-        if worker.poll() is None:
-            os.killpg(worker.pid, 15)
-            try:
-                worker.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, 9)
+        for process in (api, worker):
+            if process is not None and process.poll() is None:
+                os.killpg(process.pid, 15)
+                try:
+                    process.wait(60)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, 9)
         log.close()
     return lines
 

@@ -101,7 +101,7 @@ def bench(
     repeats: int = typer.Option(2000, "--repeats"),
     clicks_per_s: float = typer.Option(200.0, "--rate"),
     duration: float = typer.Option(30.0, "--duration"),
-    api_url: str | None = typer.Option(None, "--api-url", help="roundtrip: send clicks through this clicks API."),
+    via_api: bool = typer.Option(False, "--via-api", help="roundtrip: send the clicks through a clicks API of its own."),
 ) -> None:
     """Print benchmark figures (p50/p99) of the recommendation path."""
     from finpulse.cli import settings_of
@@ -113,7 +113,7 @@ def bench(
     elif what is BenchTarget.encoder:
         report = b.bench_encoder(settings)
     else:
-        report = b.bench_roundtrip(settings, clicks_per_s, duration, api_url)
+        report = b.bench_roundtrip(settings, clicks_per_s, duration, via_api)
     for line in report:
         typer.echo(line)
 
