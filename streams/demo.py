@@ -86,9 +86,11 @@ def _ensure_model(settings: Settings, console: Console) -> None:
         console.print(f"[green]✓[/] sentiment model cached at {card.parent}")
         return
     console.print("[yellow]no sentiment model built yet:[/] fine-tuning and exporting one (cached for later runs)")
-    from finpulse.models.build import build_sentiment
-
-    build_sentiment(settings)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FINPULSE_")}
+    env.update(settings_to_env(settings))
+    done = subprocess.run([sys.executable, "-m", "finpulse", "model", "build", "sentiment"], env=env, check=False)
+    if done.returncode != 0:
+        raise StreamError(f"building the sentiment model failed (exit {done.returncode})")
 
 
 def _start_worker(settings: Settings, log_file: Path) -> subprocess.Popen[bytes]:

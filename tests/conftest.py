@@ -17,11 +17,11 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from finpulse.settings import Settings, load_settings
+from finpulse.settings import ModelSettings, Settings, load_settings
 
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
@@ -124,3 +124,53 @@ def es_client(stack: StackHandle) -> Iterator[Elasticsearch]:
         yield client
     finally:
         client.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_sentiment_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny BERT *trained* on keyword-labelled synthetic headlines and exported like the real model.
+
+    It labels "… plunges / slumps / misses estimates …" negative and "… schedules call …" neutral, so
+    pipeline tests can produce a negative burst on purpose. Built once per session (about half a minute).
+    """
+    from finpulse.export.config import ExportConfig
+    from finpulse.export.sentiment import export_sentiment
+    from finpulse.models.testing import build_tiny_bert, synthetic_examples
+    from finpulse.models.train_sentiment import TrainConfig, train_sentiment
+
+    work = tmp_path_factory.mktemp("tiny-trained")
+    config = TrainConfig(base=str(build_tiny_bert(work / "base")), epochs=4, time_budget_s=180, batch_size=16,
+                         lr=3e-3, warmup_ratio=0.1, max_length=32, evals_per_epoch=1, patience=5, progress=False, seed=0)
+    trained = train_sentiment(config, work / "train", train_examples=synthetic_examples(600, seed=1),
+                              test_sets={"syn": synthetic_examples(60, seed=2)})
+    card = export_sentiment(
+        trained.model_dir, work / "onnx", ModelSettings(max_length=32), [e.text for e in synthetic_examples(60, seed=3)],
+        eval_sets={"syn": synthetic_examples(60, seed=2)}, config=ExportConfig(name="sentiment", min_int8_agreement=0.8),
+        base_model="tiny-trained-bert",
+    )
+    return card.parent
+
+
+def with_overrides(settings: Settings, **groups: dict[str, Any]) -> Settings:
+    """A copy of ``settings`` with some fields of some groups replaced (validated again)."""
+    data = settings.model_dump()
+    for group, values in groups.items():
+        data[group].update(values)
+    return Settings.model_validate(data)
+
+
+@pytest.fixture
+def pipeline_settings(stack: StackHandle, unique_name: str, tiny_sentiment_model: Path) -> Settings:
+    """Settings of one test's pipeline: its own topics, group, indices and ports, the tiny trained model,
+    and a 60 s spike window."""
+    from finpulse.infra.stack.process import free_port
+
+    return with_overrides(
+        stack.settings,
+        kafka={"topic_prefix": f"{unique_name}.", "consumer_group": unique_name},
+        elasticsearch={"index_prefix": unique_name},
+        model={"sentiment_dir": tiny_sentiment_model, "sentiment_variant": "fp32", "intra_op_threads": 1},
+        stream={"web_port": free_port(), "metrics_port": free_port(), "batch_wait_s": 0.05, "index_wait_s": 0.1},
+        spike={"window_s": 60.0, "min_count": 5, "cooldown_s": 0.0, "alpha": 0.001, "prior_share": 0.1},
+        alerts={"sinks": ["alerta", "log"]},
+    )

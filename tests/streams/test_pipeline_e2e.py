@@ -88,16 +88,20 @@ def test_burst_for_one_ticker_raises_one_alert_and_recovery_resolves_it(
         burst = _window_articles(x, 1000, burst_window, 12, 12)
         _send(settings, burst + _window_articles(y, 1000, burst_window, 10, 1))
         sent += 22
+        spikes = f"http://127.0.0.1:{settings.stream.web_port}/spikes/{x}/"
+        state = wait_for(lambda: _json_if(spikes, lambda s: s["raised"]), 120, f"the spike state of {x} to raise", worker)
+        assert state["k"] >= 4, state
         raised = wait_for(lambda: [a for a in _alerts(settings, x) if a["status"] == "open"], 120,
                           f"an open alert for {x}", worker)
         assert len(raised) == 1
         text = raised[0]["text"]
         assert sum(1 for a in burst if a.title in text) >= 3, text
-        assert raised[0]["attributes"]["k"] >= 5
+        attributes = raised[0]["attributes"]
+        assert attributes["n"] >= 5 and attributes["k"] / attributes["n"] > 0.5, attributes
         assert _alerts(settings, y) == [], "normal traffic must not raise"
         for w in (9, 10):  # recovery: calm windows
             window = t0 + timedelta(seconds=w * WINDOW_S)
-            calm = _window_articles(x, w * 100, window, 10, 0)
+            calm = _window_articles(x, 5000 + w * 100, window, 10, 0)
             _send(settings, calm)
             sent += len(calm)
         wait_for(lambda: all(a["status"] == "closed" for a in _alerts(settings, x)), 120,
