@@ -138,7 +138,9 @@ class DashboardData:
         return [_headline(hit["_source"]) for hit in body["hits"]["hits"]]
 
     async def alerts(self) -> list[dict[str, Any]]:
-        params = [("event", EVENT), ("status", "open"), ("status", "ack"), ("sort-by", "lastReceiveTime")]
+        params: list[tuple[str, str | int | float | bool | None]] = [
+            ("event", EVENT), ("status", "open"), ("status", "ack"), ("sort-by", "lastReceiveTime"),
+        ]
         response = await self.alerta.get("/alerts", params=params)
         response.raise_for_status()
         return [_alert(a) for a in response.json().get("alerts", [])]
@@ -188,7 +190,8 @@ def _recommendation(item: dict[str, Any]) -> dict[str, Any]:
 
 def _alert(alert: dict[str, Any]) -> dict[str, Any]:
     attributes = alert.get("attributes") or {}
-    headlines = attributes.get("headlines") if isinstance(attributes.get("headlines"), list) else []
+    raw = attributes.get("headlines")
+    headlines: list[Any] = raw if isinstance(raw, list) else []
     return {
         "id": alert.get("id"),
         "resource": alert.get("resource"),

@@ -74,7 +74,7 @@ def to_ndjson(objects: list[dict[str, Any]]) -> bytes:
     return "".join(json.dumps(obj, sort_keys=True) + "\n" for obj in objects).encode("utf-8")
 
 
-def auth_headers(settings: KibanaSettings) -> tuple[dict[str, str], tuple[str, str] | None]:
+def auth_headers(settings: KibanaSettings) -> tuple[dict[str, str], tuple[str | bytes, str | bytes] | None]:
     """Headers and basic auth for Kibana from ``settings`` (API key wins; both set is an error)."""
     headers = {"kbn-xsrf": "true"}
     if settings.api_key is not None and settings.username:
@@ -114,7 +114,9 @@ def import_saved_objects(
     files = {"file": ("finpulse.ndjson", to_ndjson(objects), "application/ndjson")}
     try:
         with httpx.Client(timeout=timeout_s, transport=transport) as client:
-            response = client.post(url, params={"overwrite": "true"}, headers=headers, auth=auth, files=files)
+            response = client.post(
+                url, params={"overwrite": "true"}, headers=headers, files=files, auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT
+            )
     except httpx.HTTPError as exc:
         raise KibanaImportError(f"Kibana at {settings.url} is unreachable: {type(exc).__name__}: {exc}") from None
     if response.status_code in (401, 403):

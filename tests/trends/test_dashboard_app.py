@@ -57,7 +57,7 @@ def test_recommendation_documents_of_either_shape() -> None:
 
 @pytest.fixture
 def client() -> Any:
-    with TestClient(create_app(Settings())) as test_client:  # clients are built, nothing is contacted yet
+    with TestClient(create_app(Settings.model_validate({}))) as test_client:  # clients are built, nothing is contacted yet
         yield test_client
 
 
@@ -94,11 +94,11 @@ def test_unreachable_servers_are_a_503_with_a_reason() -> None:
 
 
 def test_serve_dashboard_refuses_a_taken_port() -> None:
-    handle = serve_dashboard(Settings(), port=0)
+    handle = serve_dashboard(Settings.model_validate({}), port=0)
     try:
         assert httpx.get(handle.url + "healthz", timeout=5).json() == {"ok": True}
         with pytest.raises(DashboardError, match=f"cannot listen on 127.0.0.1:{handle.port}"):
-            serve_dashboard(Settings(), port=handle.port)
+            serve_dashboard(Settings.model_validate({}), port=handle.port)
     finally:
         handle.stop()
     assert not handle.thread.is_alive()

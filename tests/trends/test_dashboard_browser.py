@@ -15,6 +15,7 @@ import math
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +30,11 @@ from finpulse.trends.dashboard import CSP, DashboardHandle, serve_dashboard
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
-HOSTILE = '<script>window.__pwned=1</script> <img src=x onerror="window.__pwned=2"> {t} shares crash on fraud probe, losses deepen'
-NEGATIVE = "{t} shares plunge after fraud probe and lawsuit, losses deepen #{i}"
-NEUTRAL = "{t} schedules quarterly results call for next week #{i}"
+# Wording the tiny trained model of tests/conftest.py labels on purpose: its training names and keywords
+# (a ticker-like token or a "#n" suffix in the title throws it off; the articles' tickers field tags them).
+HOSTILE = '<script>window.__pwned=1</script> <img src=x onerror="window.__pwned=2"> Acme slumps and misses estimates {t}'
+NEGATIVE = "Acme plunges and misses estimates"
+NEUTRAL = "Acme schedules call"
 WINDOW_S = 60.0
 
 
@@ -123,7 +126,7 @@ def screenshot(watch: PageWatch, output_dir: Path, name: str) -> Path:
 
 
 def _article(ticker: str, i: int, when: datetime, negative: bool) -> NewsArticle:
-    title = (NEGATIVE if negative else NEUTRAL).format(t=ticker, i=i)
+    title = NEGATIVE if negative else NEUTRAL
     url = f"https://news.example/{ticker.lower()}/{i}"
     return NewsArticle(id=article_id(url), url=url, source="browser-e2e", title=title, published_at=when, tickers=[ticker])
 
@@ -144,6 +147,22 @@ def _indexed(es: Any, settings: Settings) -> int:
     index = f"{settings.elasticsearch.index_prefix}-news-*"
     es.indices.refresh(index=index, ignore_unavailable=True, allow_no_indices=True)
     return int(es.count(index=index, ignore_unavailable=True, allow_no_indices=True)["count"])
+
+
+def _diagnose(es: Any, settings: Settings, ticker: str) -> str:
+    """Labels the model gave the ticker's articles, and the worker's spike state of the ticker."""
+    index = f"{settings.elasticsearch.index_prefix}-news-*"
+    aggs = es.search(index=index, size=0, query={"term": {"tickers": ticker}},
+                     aggs={"labels": {"terms": {"field": "label"}}})["aggregations"]["labels"]["buckets"]
+    try:
+        spikes = httpx.get(f"http://127.0.0.1:{settings.stream.web_port}/spikes/{ticker}/", timeout=5).text[:1500]
+    except httpx.HTTPError as exc:
+        spikes = repr(exc)
+    return f"labels of {ticker}: {aggs}; spike state: {spikes}"
+
+
+def _caught_up(es: Any, settings: Settings, n: int) -> bool:
+    return _indexed(es, settings) >= n
 
 
 def test_live_page_with_a_real_worker(
@@ -170,7 +189,7 @@ def test_live_page_with_a_real_worker(
             batch = _window(burst_ticker, w * 100, window, 10, 1) + _window(calm_ticker, w * 100, window, 10, 1)
             send(batch)
             sent += len(batch)
-            wait_for(lambda n=sent: _indexed(es_client, settings) >= n, 120, f"{sent} documents", worker)
+            wait_for(partial(_caught_up, es_client, settings, sent), 120, f"{sent} documents", worker)
         burst_window = t0 + timedelta(seconds=6 * WINDOW_S)
         hostile_title = HOSTILE.format(t=burst_ticker)
         hostile_url = "https://news.example/hostile"
@@ -178,8 +197,11 @@ def test_live_page_with_a_real_worker(
                               published_at=burst_window + timedelta(seconds=30), tickers=[burst_ticker])
         send(_window(burst_ticker, 1000, burst_window, 12, 12) + [hostile] + _window(calm_ticker, 1000, burst_window, 10, 1))
         sent += 23
-        wait_for(lambda: _alerta_open(settings, burst_ticker), 120, f"an open alert for {burst_ticker}", worker)
-        wait_for(lambda: _indexed(es_client, settings) >= sent, 120, f"{sent} documents", worker)
+        try:
+            wait_for(lambda: _alerta_open(settings, burst_ticker), 120, f"an open alert for {burst_ticker}", worker)
+        except AssertionError as exc:
+            raise AssertionError(f"{_diagnose(es_client, settings, burst_ticker)}\n{exc}") from None
+        wait_for(partial(_caught_up, es_client, settings, sent), 120, f"{sent} documents", worker)
 
         handle = dashboard_for(settings)
         watch = PageWatch(browser, handle.url)
@@ -189,10 +211,10 @@ def test_live_page_with_a_real_worker(
             watch.wait(f"document.querySelector('#alerts li[data-resource=\"{burst_ticker}\"]')", "the burst's alert")
             watch.wait("Number(document.getElementById('chart-share').dataset.points) > 0", "chart points")
             cells = "[...document.querySelectorAll('#headlines td.title')]"
-            watch.wait(f"{cells}.some(td => td.textContent.includes('{burst_ticker} shares crash'))", "the hostile headline")
+            watch.wait(f"{cells}.some(td => td.textContent.includes('slumps and misses estimates {burst_ticker}'))", "the hostile headline")
             alert_text = watch.page.locator(f'#alerts li[data-resource="{burst_ticker}"]').text_content() or ""
             assert "k=" in alert_text and "n=" in alert_text and "baseline" in alert_text and "p=" in alert_text, alert_text
-            assert "plunge after fraud probe" in alert_text, "the alert shows its evidence headlines"
+            assert NEGATIVE in alert_text, "the alert shows its evidence headlines"
             names = watch.page.evaluate("document.getElementById('chart-share').data.map(t => t.name)")
             assert {"market", burst_ticker, calm_ticker} <= set(names)
             assert chart_points(watch, "chart-share") > 0 and chart_points(watch, "chart-volume") > 0
@@ -212,7 +234,7 @@ def test_live_page_with_a_real_worker(
 
 
 def _scored(ticker: str, i: int, when: datetime, negative: bool, title: str | None = None) -> dict[str, Any]:
-    title = title or (NEGATIVE if negative else NEUTRAL).format(t=ticker, i=i)
+    title = title or f"{NEGATIVE if negative else NEUTRAL} #{i} ({ticker})"
     url = f"https://news.example/seeded/{ticker.lower()}/{i}"
     neg = 0.93 if negative else 0.04
     article = ScoredArticle(

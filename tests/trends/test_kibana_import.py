@@ -33,7 +33,7 @@ def ok(n: int) -> tuple[int, dict[str, Any]]:
 
 def test_posts_every_object_as_multipart_ndjson_with_overwrite_xsrf_and_basic_auth() -> None:
     seen: list[httpx.Request] = []
-    settings = KibanaSettings(url="http://kibana:5601/", username="finpulse", password="pw")  # type: ignore[arg-type]
+    settings = KibanaSettings.model_validate({"url": "http://kibana:5601/", "username": "finpulse", "password": "pw"})
     objects = load_saved_objects()
     result = import_saved_objects(settings, transport=kibana(ok(len(objects)), seen))
     assert result.success_count == len(objects)
@@ -51,12 +51,12 @@ def test_posts_every_object_as_multipart_ndjson_with_overwrite_xsrf_and_basic_au
 
 def test_api_key_space_and_prefix() -> None:
     seen: list[httpx.Request] = []
-    settings = KibanaSettings(url="https://k.example", api_key="abc==", space="risk")  # type: ignore[arg-type]
+    settings = KibanaSettings.model_validate({"url": "https://k.example", "api_key": "abc==", "space": "risk"})
     import_saved_objects(settings, index_prefix="acme", transport=kibana(ok(1), seen))
     assert seen[0].url.path == "/s/risk/api/saved_objects/_import"
     assert seen[0].headers["authorization"] == "ApiKey abc=="
     assert '"title": "acme-news"' in seen[0].read().decode()
-    assert import_url(KibanaSettings(space="default")) == "http://127.0.0.1:5601/api/saved_objects/_import"  # type: ignore[call-arg]
+    assert import_url(KibanaSettings.model_validate({"space": "default"})) == "http://127.0.0.1:5601/api/saved_objects/_import"  # type: ignore[call-arg]
 
 
 @pytest.mark.parametrize(
@@ -72,14 +72,14 @@ def test_api_key_space_and_prefix() -> None:
 )
 def test_failures_become_one_clear_error(answer: tuple[int, dict[str, Any]], message: str) -> None:
     with pytest.raises(KibanaImportError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        import_saved_objects(KibanaSettings(), transport=kibana(answer, []))  # type: ignore[call-arg]
+        import_saved_objects(KibanaSettings.model_validate({}), transport=kibana(answer, []))
 
 
 def test_conflicting_or_half_credentials_are_refused() -> None:
     with pytest.raises(KibanaImportError, match="not both"):
-        import_saved_objects(KibanaSettings(api_key="k", username="u", password="p"))  # type: ignore[arg-type]
+        import_saved_objects(KibanaSettings.model_validate({"api_key": "k", "username": "u", "password": "p"}))
     with pytest.raises(KibanaImportError, match="without FINPULSE_KIBANA__PASSWORD"):
-        import_saved_objects(KibanaSettings(username="u"))  # type: ignore[call-arg]
+        import_saved_objects(KibanaSettings.model_validate({"username": "u"}))
 
 
 def test_cli_reports_an_unreachable_kibana_in_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
