@@ -156,12 +156,28 @@ class DashboardData:
         return {"available": True, "users": users}
 
     async def user_recommendations(self, user: str, size: int) -> dict[str, Any]:
+        """The user's latest recommendation list (the index keeps every list: one document per (list, rank))."""
         if not user or not await self._recommendations_exist():
             return {"available": False, "user": user, "items": []}
-        body = await self._search(self.recommendations, size=size, query={"term": {"user_id": user}})
+        latest = await self._search(self.recommendations, size=1, query={"term": {"user_id": user}},
+                                    sort=[{"recommended_at": {"order": "desc"}}])
+        hits = latest["hits"]["hits"]
+        if not hits:
+            return {"available": True, "user": user, "items": []}
+        when = hits[0]["_source"].get("recommended_at")
+        query: dict[str, Any] = {"bool": {"filter": [{"term": {"user_id": user}}]}}
+        if when:
+            query["bool"]["filter"].append({"range": {"recommended_at": {"gte": when, "lte": when}}})
+        body = await self._search(self.recommendations, size=max(size, 50), query=query)
         items = [item for hit in body["hits"]["hits"] for item in flatten_recommendations(hit["_source"])]
         items.sort(key=lambda i: (_number(i.get("rank"), math.inf), -_number(i.get("score"), 0.0)))
-        return {"available": True, "user": user, "items": [_recommendation(i) for i in items[:size]]}
+        return {"available": True, "user": user, "recommended_at": when, "items": [_recommendation(i) for i in items[:size]]}
+
+    def pseudonym(self, raw_user_id: str) -> str:
+        """The pseudonym the recommendations index stores for a raw user id (keyed hash, FINPULSE_PSEUDONYM_KEY)."""
+        from finpulse.recommend.pseudonym import pseudonymise
+
+        return pseudonymise(raw_user_id, self.settings.pseudonym_key)
 
 
 def _number(value: Any, default: float) -> float:
@@ -268,7 +284,9 @@ def create_app(settings: Settings) -> Starlette:
         return await data.users()
 
     async def recommendations(request: Request, data: DashboardData) -> dict[str, Any]:
-        user = request.query_params.get("user", "")[:256]
+        """``?user=<pseudonym>`` (as listed by /api/users) or ``?raw_user=<id>`` (pseudonymised here, never stored)."""
+        raw = request.query_params.get("raw_user", "").strip()[:256]
+        user = data.pseudonym(raw) if raw else request.query_params.get("user", "")[:256]
         return await data.user_recommendations(user, 20)
 
     async def index(_request: Request) -> Response:

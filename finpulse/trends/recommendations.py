@@ -1,9 +1,9 @@
-"""What trend viewing expects of the ``<prefix>-recommendations`` index (built by the recommendations work).
+"""What trend viewing reads from the ``<prefix>-recommendations`` alias (written by the recommend agents).
 
-The Kibana "Recommendations" dashboard and the live page read these fields. When
-``infra/templates/recommendations.json`` lands, ``tests/trends/test_kibana_objects.py`` checks the
-dashboard against it instead of this contract; the live page also reads documents that carry a list
-``items`` of recommendations per user.
+``infra/templates/recommendations.json`` is the mapping; :data:`RECOMMENDATION_FIELDS` lists the fields the
+Kibana "Recommendations" dashboard and the live page use (``tests/trends`` checks it against the
+template). Each recommendation list is kept: one document per (user pseudonym, list time, rank). The
+live page also reads documents that carry a list ``items`` of recommendations per user.
 """
 
 from __future__ import annotations

@@ -250,7 +250,7 @@ def test_live_page_with_seeded_data(
 ) -> None:
     from finpulse.sinks.alerta_sink import AlertaSink
     from finpulse.sinks.templates import install_templates
-    from finpulse.trends.recommendations import RECOMMENDATION_FIELDS, recommendations_index
+    from finpulse.trends.recommendations import recommendations_index
 
     settings = _with(stack.settings, elasticsearch={"index_prefix": unique_name})
     install_templates(es_client, settings.elasticsearch)
@@ -308,19 +308,21 @@ def test_live_page_with_seeded_data(
         assert_page_is_locked_down(watch)
         shot = screenshot(watch, output_dir, "dashboard-seeded.png")
 
-        # The recommendations feed appears: the page offers its (pseudonymised) users and shows a user's feed.
-        recs = recommendations_index(unique_name)
-        user = "u_" + "ab12" * 8
-        items = [
-            {"user_id": user, "article_id": docs[i]["id"], "title": docs[i]["title"], "url": docs[i]["url"], "score": 0.9 - i / 100,
-             "rank": r, "recommended_at": now.isoformat()}
-            for r, i in enumerate((5, 9, len(docs) - 1), start=1)
-        ]
-        es_client.indices.create(index=recs, mappings={"dynamic": False, "properties": RECOMMENDATION_FIELDS})
+        # The recommendations feed appears (documents as the recommend agent indexes them: one per (list, rank), every
+        # list kept): the page offers the pseudonymised users and shows a user's latest list in rank order.
+        from finpulse.recommend.pseudonym import pseudonymise
+
+        raw_user = f"alice-{unique_name}@example.com"
+        user = pseudonymise(raw_user, settings.pseudonym_key)
+        index = f"{unique_name}-recommendations-{now:%Y.%m}"
         ops: list[dict[str, Any]] = []
-        for item in items:
-            ops += [{"index": {"_index": recs, "_id": f"{user}:{item['article_id']}"}}, item]
+        for listed_at, picks in ((now - timedelta(minutes=3), (1, 2, 3)), (now, (5, 9, len(docs) - 1))):
+            for rank, i in enumerate(picks, start=1):
+                item = {"user_id": user, "article_id": docs[i]["id"], "title": docs[i]["title"], "url": docs[i]["url"],
+                        "score": 0.9 - rank / 10, "rank": rank, "recommended_at": listed_at.isoformat(), "tickers": [ticker]}
+                ops += [{"index": {"_index": index, "_id": f"{user}:{int(listed_at.timestamp() * 1000)}:{rank}"}}, item]
         assert not es_client.bulk(operations=ops, refresh=True)["errors"]
+        assert es_client.indices.exists_alias(name=recommendations_index(unique_name))
         watch.wait(f"[...document.querySelectorAll('#user option')].some(o => o.value === '{user}')", "the user in the list")
         watch.page.select_option("#user", user)
         watch.wait("document.querySelectorAll('#recommendations li').length === 3", "the user's recommendations")
@@ -329,6 +331,13 @@ def test_live_page_with_seeded_data(
         assert not watch.page.locator("#recs-empty").is_visible()
         assert watch.page.evaluate("typeof window.__pwned") == "undefined"
         screenshot(watch, output_dir, "dashboard-seeded-recommendations.png")
+        # A raw user id typed in is pseudonymised by the server and finds the same list.
+        watch.page.select_option("#user", "")
+        watch.wait("document.querySelectorAll('#recommendations li').length === 0", "the list to clear")
+        watch.page.fill("#raw-user", raw_user)
+        watch.page.dispatch_event("#raw-user", "change")
+        watch.wait("document.querySelectorAll('#recommendations li').length === 3", "the raw user's recommendations")
+        assert watch.page.locator("#recommendations li").all_text_contents() == rec_texts
     finally:
         watch.close()
     assert shot.is_file()

@@ -248,3 +248,9 @@ def test_generator_and_committed_files_agree(tmp_path: Path) -> None:
         assert (ROOT / "infra" / "kibana" / f"{name}.ndjson").read_text(encoding="utf-8") == expected, (
             f"{name}.ndjson is stale: run python infra/kibana/generate.py"
         )
+
+
+def test_recommendation_contract_matches_the_template() -> None:
+    template = flatten(load_template("recommendations", DEFAULT_PREFIX)["template"]["mappings"]["properties"])
+    for field, kind in flatten(RECOMMENDATION_FIELDS).items():
+        assert template.get(field) == kind, f"recommendations.{field}: expected {kind}, the template has {template.get(field)}"

@@ -173,9 +173,10 @@
       getJSON("/api/alerts").then((d) => drawAlerts(d.alerts)),
       getJSON("/api/headlines?size=20").then((d) => drawHeadlines(d.headlines)),
       getJSON("/api/users").then(drawUsers).then(() => {
+        const raw = $("raw-user").value.trim();
         const user = $("user").value;
-        return user ? getJSON("/api/recommendations?user=" + encodeURIComponent(user)).then(drawRecommendations)
-          : drawRecommendations({ items: [] });
+        const query = raw ? "raw_user=" + encodeURIComponent(raw) : user ? "user=" + encodeURIComponent(user) : "";
+        return query ? getJSON("/api/recommendations?" + query).then(drawRecommendations) : drawRecommendations({ items: [] });
       }),
     ];
     const results = await Promise.allSettled(tasks);
@@ -189,7 +190,8 @@
   function start() {
     $("range").addEventListener("change", refresh);
     $("tickers").addEventListener("change", refresh);
-    $("user").addEventListener("change", refresh);
+    $("user").addEventListener("change", () => { $("raw-user").value = ""; refresh(); });
+    $("raw-user").addEventListener("change", refresh);
     refresh();
     window.setInterval(refresh, REFRESH_MS);
   }
