@@ -33,8 +33,10 @@ ROOT = Path(__file__).resolve().parents[2]
 # Wording the tiny trained model of tests/conftest.py labels on purpose: its training names and keywords
 # (a ticker-like token or a "#n" suffix in the title throws it off; the articles' tickers field tags them).
 HOSTILE = '<script>window.__pwned=1</script> <img src=x onerror="window.__pwned=2"> Acme slumps and misses estimates {t}'
-NEGATIVE = "Acme plunges and misses estimates"
-NEUTRAL = "Acme schedules call"
+NEGATIVES = ("Acme plunges", "Globex misses estimates", "Initech cuts outlook", "Hooli slumps", "Vandelay downgraded",
+             "Umbrella Corp loss widens")
+NEUTRALS = ("Acme schedules call", "Globex to present at conference", "Initech announces date", "Hooli holds annual meeting")
+NEGATIVE, NEUTRAL = NEGATIVES[0], NEUTRALS[0]
 WINDOW_S = 60.0
 
 
@@ -126,7 +128,7 @@ def screenshot(watch: PageWatch, output_dir: Path, name: str) -> Path:
 
 
 def _article(ticker: str, i: int, when: datetime, negative: bool) -> NewsArticle:
-    title = NEGATIVE if negative else NEUTRAL
+    title = NEGATIVES[i % len(NEGATIVES)] if negative else NEUTRALS[i % len(NEUTRALS)]
     url = f"https://news.example/{ticker.lower()}/{i}"
     return NewsArticle(id=article_id(url), url=url, source="browser-e2e", title=title, published_at=when, tickers=[ticker])
 
@@ -214,7 +216,7 @@ def test_live_page_with_a_real_worker(
             watch.wait(f"{cells}.some(td => td.textContent.includes('slumps and misses estimates {burst_ticker}'))", "the hostile headline")
             alert_text = watch.page.locator(f'#alerts li[data-resource="{burst_ticker}"]').text_content() or ""
             assert "k=" in alert_text and "n=" in alert_text and "baseline" in alert_text and "p=" in alert_text, alert_text
-            assert NEGATIVE in alert_text, "the alert shows its evidence headlines"
+            assert any(title in alert_text for title in NEGATIVES), "the alert shows its evidence headlines"
             names = watch.page.evaluate("document.getElementById('chart-share').data.map(t => t.name)")
             assert {"market", burst_ticker, calm_ticker} <= set(names)
             assert chart_points(watch, "chart-share") > 0 and chart_points(watch, "chart-volume") > 0
