@@ -139,7 +139,8 @@ class DashboardData:
 
     async def alerts(self) -> list[dict[str, Any]]:
         params: list[tuple[str, str | int | float | bool | None]] = [
-            ("event", EVENT), ("status", "open"), ("status", "ack"), ("sort-by", "lastReceiveTime"),
+            ("event", EVENT), ("environment", self.settings.alerta.environment), ("status", "open"), ("status", "ack"),
+            ("sort-by", "lastReceiveTime"),
         ]
         response = await self.alerta.get("/alerts", params=params)
         response.raise_for_status()
