@@ -117,6 +117,7 @@ def lens(obj_id: str, title: str, view_id: str, columns: dict[str, dict[str, Any
             },
         },
         "references": [
+            {"type": "index-pattern", "id": view_id, "name": "indexpattern-datasource-current-indexpattern"},
             {"type": "index-pattern", "id": view_id, "name": "indexpattern-datasource-layer-layer1"},
         ],
         "coreMigrationVersion": CORE,
