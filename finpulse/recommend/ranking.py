@@ -212,7 +212,9 @@ class Ranked:
 
 def relevance(user: np.ndarray, pool: CandidatePool, now: float, config: RankConfig, exclude: Iterable[str] = ()) -> np.ndarray:
     """Score of every candidate: cosine mapped to [0, 1] times the freshness decay; -inf when not eligible."""
-    sims = pool.vectors @ np.asarray(user, np.float32)  # the one matrix product
+    # The one matrix-vector product. einsum runs it in numpy's own single-threaded loop: the product is memory-bound,
+    # and BLAS threads spinning against a busy worker (or a busy machine) cost more than they bring.
+    sims = np.einsum("ij,j->i", pool.vectors, np.asarray(user, np.float32))
     age = np.maximum(now - pool.published, 0.0)  # removed rows: inf
     with np.errstate(over="ignore", invalid="ignore"):
         decay = np.exp2(-age / config.freshness_half_life_s)
