@@ -365,15 +365,15 @@ def register(
 
 
 def _set_fetch_wait(app: Any, wait_ms: int) -> None:
-    for _ in range(1):
-        thread = getattr(app.consumer, "_thread", None)
-        consumer = getattr(thread, "_consumer", None)
-        fetcher = getattr(consumer, "_fetcher", None)
-        if fetcher is None or not hasattr(fetcher, "_fetch_max_wait_ms"):
-            logger.warning("cannot shorten the consumer's fetch wait (Faust/aiokafka internals changed)")
-            return
-        fetcher._fetch_max_wait_ms = wait_ms
-        logger.info("consumer fetch wait set to %d ms", wait_ms)
+    """Set the running aiokafka consumer's fetch wait (Faust exposes no setting for it)."""
+    thread = getattr(app.consumer, "_thread", None)
+    consumer = getattr(thread, "_consumer", None)
+    fetcher = getattr(consumer, "_fetcher", None)
+    if fetcher is None or not hasattr(fetcher, "_fetch_max_wait_ms"):
+        logger.warning("cannot shorten the consumer's fetch wait (Faust/aiokafka internals changed)")
+        return
+    fetcher._fetch_max_wait_ms = wait_ms
+    logger.info("consumer fetch wait set to %d ms", wait_ms)
 
 
 def _register_view(app: Any, profiles: Any, service: RecommendService) -> None:
