@@ -21,10 +21,11 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         limit: int = typer.Option(600, help="Headlines to replay."),
         rate: float = typer.Option(40.0, help="Headlines per second."),
-        keep_running: bool = typer.Option(False, help="Leave the stack and worker running at the end."),
+        keep_running: bool = typer.Option(False, help="Leave the worker and the live page running at the end."),
+        dashboard_port: int = typer.Option(8050, help="Port of the live page."),
     ) -> None:
         """The main job on the embedded stack: stack up, model, worker, replay with a negative burst."""
         from finpulse.cli import settings_of
         from finpulse.streams.demo import run_demo
 
-        run_demo(settings_of(ctx), limit=limit, rate=rate, keep_running=keep_running)
+        run_demo(settings_of(ctx), limit=limit, rate=rate, keep_running=keep_running, dashboard_port=dashboard_port)

@@ -93,12 +93,13 @@ def _ensure_model(settings: Settings, console: Console) -> None:
         raise StreamError(f"building the sentiment model failed (exit {done.returncode})")
 
 
-def _start_worker(settings: Settings, log_file: Path) -> subprocess.Popen[bytes]:
+def _start(settings: Settings, log_file: Path, *command: str) -> subprocess.Popen[bytes]:
+    """``finpulse <command>`` as a process of its own, with the demo's settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FINPULSE_")}
     env.update(settings_to_env(settings))
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as log:
-        return subprocess.Popen([sys.executable, "-m", "finpulse", "worker"], env=env, stdout=log,
+        return subprocess.Popen([sys.executable, "-m", "finpulse", *command], env=env, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
 
 
@@ -157,7 +158,7 @@ def _screen(state: DemoState, indexed: int, latest: list[dict[str, Any]], alerts
     return Group(Panel(head, title="finpulse demo"), scores, raised)
 
 
-def run_demo(settings: Settings, *, limit: int, rate: float, keep_running: bool) -> None:
+def run_demo(settings: Settings, *, limit: int, rate: float, keep_running: bool, dashboard_port: int = 8050) -> None:
     console = Console()
     from finpulse.infra.stack.manager import Stack
 
@@ -175,8 +176,10 @@ def run_demo(settings: Settings, *, limit: int, rate: float, keep_running: bool)
 
     prepare(settings)
     log_file = stack.state_dir / "logs" / "worker.log"
-    worker = _start_worker(settings, log_file)
+    worker = _start(settings, log_file, "worker")
     console.print(f"[green]✓[/] worker started (pid {worker.pid}, log {log_file})")
+    dashboard = _start(settings, stack.state_dir / "logs" / "dashboard.log", "dashboard", "--port", str(dashboard_port))
+    console.print(f"[green]✓[/] live page: http://{settings.stack.host}:{dashboard_port}/ (pid {dashboard.pid})")
     observer = _Observer(settings)
     state = DemoState()
     replay = threading.Thread(target=_replay, args=(settings, data_file, limit, rate, state), daemon=True)
@@ -202,9 +205,13 @@ def run_demo(settings: Settings, *, limit: int, rate: float, keep_running: bool)
         console.print(f"Elasticsearch: {settings.elasticsearch.url}/{observer.index}/_search")
         console.print(f"Alerta:        {settings.alerta.endpoint}/alerts?status=open (header 'Authorization: Key …' "
                       f"from {stack.env_file})")
+        if keep_running:
+            console.print(f"Worker and live page keep running (pids {worker.pid}, {dashboard.pid}).")
         console.print("Stop the stack with: finpulse stack down")
     finally:
         observer.close()
-        if not keep_running and worker.poll() is None:
-            worker.terminate()
-            worker.wait(60)
+        if not keep_running:
+            for process in (dashboard, worker):
+                if process.poll() is None:
+                    process.terminate()
+                    process.wait(60)
