@@ -41,6 +41,7 @@ def _root(
 def _register() -> None:
     # Each subsystem adds its own commands; those modules import nothing heavy at module level.
     from finpulse import config_cli
+    from finpulse.bench import cli as bench_cli
     from finpulse.infra import cli as infra_cli
     from finpulse.models import cli as models_cli
     from finpulse.recommend import cli as recommend_cli
@@ -48,7 +49,7 @@ def _register() -> None:
     from finpulse.streams import cli as streams_cli
     from finpulse.trends import cli as trends_cli
 
-    for module in (config_cli, infra_cli, models_cli, sources_cli, streams_cli, trends_cli, recommend_cli):
+    for module in (config_cli, infra_cli, models_cli, sources_cli, streams_cli, trends_cli, recommend_cli, bench_cli):
         module.register(app)
 
 

@@ -1,0 +1,80 @@
+"""``finpulse bench pipeline``: the streaming pipeline's throughput and latency against the model's ceiling."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import typer
+
+logger = logging.getLogger(__name__)
+
+bench_app = typer.Typer(name="bench", help="Benchmarks of the running system.", no_args_is_help=True)
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in text.split(",") if x.strip())
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    return tuple(float(x) for x in text.split(",") if x.strip())
+
+
+@bench_app.command("pipeline")
+def pipeline(
+    ctx: typer.Context,
+    articles: int = typer.Option(3000, help="Articles per end-to-end run (real headlines, repeated with fresh ids)."),
+    repeats: int = typer.Option(3, min=1, help="Repeats of every figure (the table quotes medians)."),
+    threads: int = typer.Option(0, min=0, help="onnxruntime/torch threads (0 = one per core); the same for every figure."),
+    batch_sizes: str = typer.Option("16,32,64", help="Micro-batch sizes tried for the model-alone ceiling."),
+    raw_texts: int = typer.Option(2000, help="Texts per model-alone run."),
+    single_texts: int = typer.Option(400, help="Texts per per-message (batch 1) run."),
+    seed_texts: int = typer.Option(150, help="Texts per seed-baseline run (torch fp32, one at a time, padded to 128)."),
+    latency_seconds: float = typer.Option(8.0, help="Seconds of open-loop load per latency level."),
+    load_levels: str = typer.Option("0.25,0.5,0.9", help="Latency load levels, fractions of the measured maximum."),
+    two_workers: bool = typer.Option(True, help="Also measure 2 workers in the same consumer group."),
+    seed_baseline: bool = typer.Option(True, help="Measure the seed's torch way (needs the train extra)."),
+    profile: bool = typer.Option(False, help="py-spy record the worker during the first end-to-end run."),
+    model_dir: Path | None = typer.Option(None, help="Exported sentiment model dir, used when the configured one has no card."),
+    torch_model_dir: Path | None = typer.Option(None, help="Trained (transformers) model dir of the seed baseline."),
+    data: Path | None = typer.Option(None, help="Headline CSV (default <data_dir>/twitter-financial-news-sentiment/sent_valid.csv)."),
+    out: Path = typer.Option(Path("bench-output/pipeline"), help="Output dir of the JSON, Markdown table and chart."),
+    start_stack: bool = typer.Option(True, help="Start the embedded stack (kept if already running)."),
+    timeout_s: float = typer.Option(300.0, help="Seconds an end-to-end run may take before the benchmark fails."),
+) -> None:
+    """Model ceiling, per-message vs micro-batched, seed baseline, end to end (1 and 2 workers), latency, RSS, CPU."""
+    from rich.console import Console
+
+    from finpulse.bench.pipeline import BenchConfig, run_pipeline_bench
+    from finpulse.bench.report import render_table, render_targets, write_outputs
+    from finpulse.cli import settings_of
+    from finpulse.settings import load_settings
+
+    console = Console()
+    settings = settings_of(ctx)
+    if start_stack:
+        from finpulse.infra.stack.manager import Stack
+
+        manager = Stack(settings.stack)
+        manager.up()
+        settings = load_settings(manager.env_file)
+    config = BenchConfig(
+        articles=articles, repeats=repeats, threads=threads, batch_sizes=_ints(batch_sizes), raw_texts=raw_texts,
+        single_texts=single_texts, seed_texts=seed_texts, latency_seconds=latency_seconds, load_levels=_floats(load_levels),
+        two_workers=two_workers, seed_baseline=seed_baseline, profile=profile, timeout_s=timeout_s,
+        model_dir=model_dir, torch_model_dir=torch_model_dir, data_file=data, out_dir=out,
+    )
+    with console.status("benchmarking") as status:
+        result = run_pipeline_bench(settings, config, on_step=lambda s: (status.update(s), console.log(s)))
+    console.print(f"model: {result.meta['model']} ({result.meta.get('model_version')})")
+    if result.meta.get("seed"):
+        console.print(f"seed baseline: {result.meta['seed']}")
+    console.print(render_table(result))
+    console.print(render_targets(result))
+    for kind, path in write_outputs(result, out).items():
+        console.print(f"{kind}: {path}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``bench`` (``finpulse bench pipeline``) to the root app."""
+    app.add_typer(bench_app, name="bench")
