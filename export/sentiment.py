@@ -128,10 +128,19 @@ def export_onnx(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, path
 
 
 def quantize_int8(src: Path, dst: Path) -> None:
-    """Dynamic int8 quantisation (int8 weights, activations quantised per batch at run time)."""
+    """Dynamic int8 quantisation (per-channel int8 weights, activations quantised per batch at run time)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.WARNING))  # the quantiser logs one INFO line per tensor on the root logger
+    try:
+        # Per-channel weight scales: on the fine-tuned MiniLM, per-tensor scales agree with fp32 on 96.6% of
+        # twitter-fin valid labels, per-channel on 98.6%.
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True,
+                         op_types_to_quantize=["MatMul", "Gemm"])
+    finally:
+        root.setLevel(level)
     logger.info("quantised %s -> %s (%.1f MB -> %.1f MB)", src.name, dst.name, src.stat().st_size / 1e6, dst.stat().st_size / 1e6)
 
 

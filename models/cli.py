@@ -43,6 +43,9 @@ def train_cmd(
     lr: float = typer.Option(8e-5, "--lr"),
     max_length: int = typer.Option(64, "--max-length", help="Tokens per text during training."),
     seed: int = typer.Option(13, "--seed"),
+    class_weight_power: float = typer.Option(
+        0.0, "--class-weight-power", help="Loss weight per class = frequency ** -power (0 = none, 1 = balanced)."
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Fine-tune the sentiment classifier on twitter-fin train; evaluate on twitter-fin valid and PhraseBank."""
@@ -63,6 +66,7 @@ def train_cmd(
         lr=lr,
         max_length=min(max_length, settings.max_length),
         seed=seed,
+        class_weight_power=class_weight_power,
         progress=progress,
     )
     result = train_sentiment(config, _training_dir(settings.artifacts_dir), data_dir=settings.data_dir)

@@ -57,6 +57,8 @@ class TrainConfig:
     evals_per_epoch: int = 3
     patience: int = 3
     grad_clip: float = 1.0
+    #: Class weights of the loss = (class frequency) ** -class_weight_power (0 = unweighted, 1 = balanced).
+    class_weight_power: float = 0.0
     seed: int = 13
     num_threads: int | None = None
     progress: bool = True
@@ -271,6 +273,9 @@ def train_sentiment(
         {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)], "weight_decay": 0.0},
     ]
     optimizer = torch.optim.AdamW(groups, lr=config.lr)
+    counts = torch.bincount(train_y, minlength=len(LABELS)).clamp(min=1).float()
+    weights = (counts / counts.sum()) ** -config.class_weight_power
+    loss_fn = torch.nn.CrossEntropyLoss(weight=weights / (weights * counts / counts.sum()).sum())
 
     def lr_lambda(step: int) -> float:
         if step < plan["warmup"]:
@@ -308,8 +313,7 @@ def train_sentiment(
         while not done:
             for batch_idx in length_grouped_batches(lengths, config.batch_size, rng):
                 batch = collate([train_ids[i] for i in batch_idx], pad_id)
-                out = model(**batch, labels=train_y[batch_idx])
-                loss = out.loss
+                loss = loss_fn(model(**batch).logits, train_y[batch_idx])
                 if not torch.isfinite(loss):
                     raise TrainingError(f"loss became {loss.item()} at step {step}")
                 optimizer.zero_grad(set_to_none=True)
