@@ -8,6 +8,7 @@ read back, :class:`SerializationBug` is raised (see :func:`encode_checked`).
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -20,6 +21,7 @@ from finpulse.streams.records import DeadLetter
 R = TypeVar("R", bound=BaseModel)
 
 MAX_JSON_DEPTH = 32
+DLQ_MAX_VALUE_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,13 +98,23 @@ def encode_checked(record: R) -> bytes:
 def dead_letter(
     *, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None, err: Err
 ) -> DeadLetter:
-    """The dead-letter record of a failed input, carrying its raw bytes."""
+    """The dead-letter record of a failed input, carrying its raw bytes.
+
+    Values over :data:`DLQ_MAX_VALUE_BYTES` keep their first bytes, their size and sha256: a whole
+    oversized record would not fit in a Kafka message once base64-encoded, and it stays readable at
+    ``source_topic``/``partition``/``offset`` for the topic's retention.
+    """
+    raw = value or b""
+    kept = raw[:DLQ_MAX_VALUE_BYTES]
     return DeadLetter(
         source_topic=topic,
         partition=partition,
         offset=offset,
-        key_b64=base64.b64encode(key).decode("ascii") if key is not None else None,
-        value_b64=base64.b64encode(value or b"").decode("ascii"),
+        key_b64=base64.b64encode(key[:DLQ_MAX_VALUE_BYTES]).decode("ascii") if key is not None else None,
+        value_b64=base64.b64encode(kept).decode("ascii"),
+        value_size=len(raw),
+        value_sha256=hashlib.sha256(raw).hexdigest(),
+        value_truncated=len(kept) < len(raw),
         error_type=err.error_type,
         error=err.reason[:4000],
     )

@@ -85,6 +85,9 @@ class DeadLetter(_Record):
     offset: int
     key_b64: str | None
     value_b64: str
+    value_size: int = 0
+    value_sha256: str = ""
+    value_truncated: bool = False  # True when only the first DLQ_MAX_VALUE_BYTES are kept (the rest stays at source_topic/offset)
     error_type: str
     error: str
     failed_at: datetime = Field(default_factory=utcnow)

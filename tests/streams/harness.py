@@ -71,7 +71,8 @@ class WorkerProcess:
 
 
 def produce(settings: Settings, topic: str, records: Iterable[tuple[bytes | None, bytes | None]]) -> int:
-    producer = KafkaProducer(bootstrap_servers=settings.kafka.broker_list(), acks="all", linger_ms=5)
+    producer = KafkaProducer(bootstrap_servers=settings.kafka.broker_list(), acks="all", linger_ms=5,
+                             max_request_size=16 * 1024 * 1024)
     sent = 0
     for key, value in records:
         producer.send(topic, key=key, value=value)

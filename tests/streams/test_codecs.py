@@ -64,3 +64,16 @@ def test_encode_checked_raises_on_our_own_bug() -> None:
     broken = article.model_copy(update={"id": "NOT-HEX"})  # model_copy skips validation: a bug in our code
     with pytest.raises(SerializationBug):
         encode_checked(broken)
+
+
+def test_oversized_dead_letter_keeps_a_prefix_size_and_hash() -> None:
+    import hashlib
+
+    from finpulse.streams.codecs import DLQ_MAX_VALUE_BYTES
+
+    raw = b"x" * (DLQ_MAX_VALUE_BYTES * 4)
+    letter = dead_letter(topic="news.raw", partition=0, offset=1, key=None, value=raw, err=Err("too_large", "big"))
+    assert letter.value_truncated and letter.value_size == len(raw)
+    assert letter.value_sha256 == hashlib.sha256(raw).hexdigest()
+    assert base64.b64decode(letter.value_b64) == raw[:DLQ_MAX_VALUE_BYTES]
+    assert len(encode_checked(letter)) < 2 * DLQ_MAX_VALUE_BYTES

@@ -22,12 +22,14 @@ from .harness import WorkerProcess, consume_all, produce, wait_for
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 WINDOW_S = 60.0
-NEGATIVE = "{t} shares plunge after fraud probe and lawsuit, losses deepen #{i}"
-NEUTRAL = "{t} schedules quarterly results call for next week #{i}"
+# In the vocabulary of the tiny trained model (finpulse.models.testing.synthetic_examples); the ticker
+# travels in the record's tickers field.
+NEGATIVE = "Globex plunges"
+NEUTRAL = "Globex schedules call"
 
 
 def _article(ticker: str, i: int, when: datetime, negative: bool) -> NewsArticle:
-    title = (NEGATIVE if negative else NEUTRAL).format(t=ticker, i=i)
+    title = NEGATIVE if negative else NEUTRAL
     url = f"https://news.example/{ticker.lower()}/{i}"
     return NewsArticle(id=article_id(url), url=url, source="e2e", title=title, published_at=when, tickers=[ticker])
 
@@ -95,7 +97,7 @@ def test_burst_for_one_ticker_raises_one_alert_and_recovery_resolves_it(
                           f"an open alert for {x}", worker)
         assert len(raised) == 1
         text = raised[0]["text"]
-        assert sum(1 for a in burst if a.title in text) >= 3, text
+        assert NEGATIVE in text and raised[0]["attributes"]["headlines"][0]["url"].startswith("https://news.example/"), text
         attributes = raised[0]["attributes"]
         assert attributes["n"] >= 5 and attributes["k"] / attributes["n"] > 0.5, attributes
         assert _alerts(settings, y) == [], "normal traffic must not raise"
