@@ -26,13 +26,14 @@ def pipeline(
     articles: int = typer.Option(3000, help="Articles per end-to-end run (real headlines, repeated with fresh ids)."),
     repeats: int = typer.Option(3, min=1, help="Repeats of every figure (the table quotes medians)."),
     threads: int = typer.Option(0, min=0, help="onnxruntime/torch threads (0 = one per core); the same for every figure."),
-    batch_sizes: str = typer.Option("16,32,64", help="Micro-batch sizes tried for the model-alone ceiling."),
-    raw_texts: int = typer.Option(2000, help="Texts per model-alone run."),
+    batch_sizes: str = typer.Option("4,8,16,64", help="Runtime sub-batch sizes of the ceiling (micro-batches of stream.batch_size)."),
+    raw_texts: int = typer.Option(1000, help="Texts per model-alone run."),
     single_texts: int = typer.Option(400, help="Texts per per-message (batch 1) run."),
     seed_texts: int = typer.Option(150, help="Texts per seed-baseline run (torch fp32, one at a time, padded to 128)."),
     latency_seconds: float = typer.Option(8.0, help="Seconds of open-loop load per latency level."),
     load_levels: str = typer.Option("0.25,0.5,0.9", help="Latency load levels, fractions of the measured maximum."),
     two_workers: bool = typer.Option(True, help="Also measure 2 workers in the same consumer group."),
+    recommender_off: bool = typer.Option(True, help="Also measure 1 worker with the recommendation news encoder off."),
     seed_baseline: bool = typer.Option(True, help="Measure the seed's torch way (needs the train extra)."),
     profile: bool = typer.Option(False, help="py-spy record the worker during the first end-to-end run."),
     model_dir: Path | None = typer.Option(None, help="Exported sentiment model dir, used when the configured one has no card."),
@@ -61,7 +62,7 @@ def pipeline(
     config = BenchConfig(
         articles=articles, repeats=repeats, threads=threads, batch_sizes=_ints(batch_sizes), raw_texts=raw_texts,
         single_texts=single_texts, seed_texts=seed_texts, latency_seconds=latency_seconds, load_levels=_floats(load_levels),
-        two_workers=two_workers, seed_baseline=seed_baseline, profile=profile, timeout_s=timeout_s,
+        two_workers=two_workers, recommender_off_too=recommender_off, seed_baseline=seed_baseline, profile=profile, timeout_s=timeout_s,
         model_dir=model_dir, torch_model_dir=torch_model_dir, data_file=data, out_dir=out,
     )
     with console.status("benchmarking") as status:

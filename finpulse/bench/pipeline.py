@@ -39,13 +39,15 @@ class BenchConfig:
     articles: int = 3000
     repeats: int = 3
     threads: int = 0  # 0 = os.cpu_count()
-    batch_sizes: tuple[int, ...] = (16, 32, 64)
-    raw_texts: int = 2000
+    batch_sizes: tuple[int, ...] = (4, 8, 16, 64)
+    micro_batch: int = 64  # texts per score() call, as the worker's stream.batch_size
+    raw_texts: int = 1000
     single_texts: int = 400
     seed_texts: int = 150
     latency_seconds: float = 8.0
     load_levels: tuple[float, ...] = (0.25, 0.5, 0.9)
     two_workers: bool = True
+    recommender_off_too: bool = True  # also measure 1 worker with the recommendation news encoder off
     seed_baseline: bool = True
     profile: bool = False
     timeout_s: float = 300.0
@@ -161,9 +163,10 @@ class ModelBench:
         """One repeat of every model-only figure."""
         texts = self.texts[: self.config.raw_texts]
         self.runtime.score(texts[:64])  # warm
-        for b in self.config.batch_sizes:
+        chunk = self.config.micro_batch
+        for b in self.config.batch_sizes:  # the worker hands the runtime micro-batches of `chunk`; it runs them in sub-batches of b
             self.runtime.batch_size = b
-            result.add(f"raw_b{b}", _rate(self.runtime.score, texts, b))
+            result.add(f"raw_b{b}", _rate(self.runtime.score, texts, chunk))
         self.runtime.batch_size = 1
         result.add("raw_b1", _rate(self.runtime.score, self.texts[: self.config.single_texts], 1))
         self.runtime.batch_size = max(self.config.batch_sizes)
@@ -174,8 +177,11 @@ class ModelBench:
 # --- pipeline figures ---------------------------------------------------------------------------------
 
 
-def run_settings(base: Settings, model_dir: Path, threads: int, tag: str) -> Settings:
-    """Settings of one pipeline run: its own topics, group and indices, the benchmarked model."""
+def run_settings(base: Settings, model_dir: Path, threads: int, tag: str, no_recommender: Path | None = None) -> Settings:
+    """Settings of one pipeline run: its own topics, group and indices, the benchmarked model.
+
+    ``no_recommender`` (an empty dir) as the recommendation model dir turns the worker's news encoder off.
+    """
     from finpulse.infra.stack.process import free_port
 
     data = base.model_dump()
@@ -186,6 +192,9 @@ def run_settings(base: Settings, model_dir: Path, threads: int, tag: str) -> Set
     data["stream"].update(web_port=free_port(), metrics_port=free_port())
     data["alerts"]["sinks"] = ["log"]
     data["log_level"] = "WARNING"
+    if no_recommender is not None:
+        no_recommender.mkdir(parents=True, exist_ok=True)
+        data["recommend"]["model_dir"] = no_recommender
     return Settings.model_validate(data)
 
 
@@ -251,9 +260,10 @@ def _check_alive(workers: Sequence[BenchWorker]) -> None:
 
 
 def throughput_run(base: Settings, config: BenchConfig, model_dir: Path, items: Sequence[NewsArticle],
-                   workers: int, profile_to: Path | None = None) -> dict[str, float]:
+                   workers: int, profile_to: Path | None = None, recommender: bool = True) -> dict[str, float]:
     """Pre-load ``items`` into news.raw, start ``workers`` worker processes, time first → last document indexed."""
-    settings = run_settings(base, model_dir, config.thread_count, f"e2e{workers}")
+    off = None if recommender else config.out_dir / "no-recommender-model"
+    settings = run_settings(base, model_dir, config.thread_count, f"e2e{workers}{'' if recommender else 's'}", off)
     _prepare(settings)
     stats = _publish(settings, items)
     if stats.failed:
@@ -420,6 +430,7 @@ def run_pipeline_bench(settings: Settings, config: BenchConfig, on_step: Callabl
     step = on_step or (lambda _s: None)
     model_dir, model_note = resolve_model_dir(settings, config.model_dir)
     data = headline_file(settings, config.data_file)
+    config.micro_batch = settings.stream.batch_size
     rows = list(articles(data, max(config.articles, config.raw_texts)))
     texts = [a.text_for_model() for a in rows]
     pipeline_items = rows[: config.articles]
@@ -433,6 +444,7 @@ def run_pipeline_bench(settings: Settings, config: BenchConfig, on_step: Callabl
         "repeats": config.repeats,
         "batch_sizes": list(config.batch_sizes),
         "stream_batch_size": settings.stream.batch_size,
+        "micro_batch": config.micro_batch,
         "model": model_note,
         "model_dir": str(model_dir),
         "data": str(data),
@@ -448,6 +460,10 @@ def run_pipeline_bench(settings: Settings, config: BenchConfig, on_step: Callabl
         profile_to = config.out_dir / "worker-profile.txt" if (config.profile and r == 0) else None
         for name, value in throughput_run(settings, config, model_dir, pipeline_items, 1, profile_to).items():
             result.add(f"e2e1_{name}", value)
+        if config.recommender_off_too:
+            step(f"repeat {r + 1}/{config.repeats}: end to end, 1 worker, recommendation encoder off")
+            for name, value in throughput_run(settings, config, model_dir, pipeline_items, 1, recommender=False).items():
+                result.add(f"e2e1s_{name}", value)
         if config.two_workers:
             step(f"repeat {r + 1}/{config.repeats}: end to end, 2 workers")
             for name, value in throughput_run(settings, config, model_dir, pipeline_items, 2).items():
