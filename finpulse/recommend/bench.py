@@ -163,7 +163,7 @@ def bench_roundtrip(settings: Settings, rate: float, duration_s: float, via_api:
     data["recommend"].update(model_dir=str(Path(tempfile.gettempdir()) / "finpulse-no-recommend-model"),
                              api_host="127.0.0.1", api_port=_free_port(), api_token="bench-" + uuid.uuid4().hex)
     tmp = Path(tempfile.mkdtemp(prefix="finpulse-bench-"))
-    sentiment_dir = settings.model.sentiment_path()
+    sentiment_dir = settings.model.sentiment_path().resolve()
     if not (sentiment_dir / "card.json").is_file():
         from finpulse.models.testing import export_tiny
 
@@ -176,14 +176,15 @@ def bench_roundtrip(settings: Settings, rate: float, duration_s: float, via_api:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FINPULSE_")}
     env.update(settings_to_env(bench_settings))
     log = (tmp / "worker.log").open("wb")
+    # cwd: Faust writes a <group>-data dir into it
     worker = subprocess.Popen([sys.executable, "-m", "finpulse", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT,
-                              start_new_session=True)
+                              start_new_session=True, cwd=tmp)
     producer = make_producer(bench_settings.kafka, linger_ms=0)
     api = None
     api_url = f"http://127.0.0.1:{bench_settings.recommend.api_port}" if via_api else None
     if via_api:
         api = subprocess.Popen([sys.executable, "-m", "finpulse", "clicks-api"], env=env, stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+                               start_new_session=True, cwd=tmp)
     lines: list[str] = []
     try:
         rng = np.random.default_rng(0)
