@@ -159,6 +159,7 @@ class StreamSettings(BaseModel):
     index_wait_s: float = Field(0.2, gt=0, description="Seconds a bulk request waits to fill.")
     dedup_ttl_s: float = Field(7 * 24 * 3600, gt=0, description="How long seen article ids are remembered.")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Raw news records larger than this go to the DLQ.")
+    data_dir: Path = Field(Path(".finpulse/faust"), description="Directory of the worker's local Faust data (one folder per app id).")
     web_host: str = Field("127.0.0.1", description="Address the worker's web views and metrics listen on.")
     web_port: int = Field(6066, ge=0, le=65535, description="Faust web port of the worker (0 = off).")
     metrics_port: int = Field(9464, ge=0, le=65535, description="Prometheus metrics port (0 = off).")

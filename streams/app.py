@@ -93,6 +93,7 @@ def create_app(
         broker=[f"kafka://{host}" for host in kafka.broker_list()],
         broker_credentials=_broker_credentials(kafka),
         store="memory://",
+        datadir=str(settings.stream.data_dir / kafka.consumer_group),
         processing_guarantee="at_least_once",  # exactly_once needs transactions (unsupported by Tansu)
         producer_acks=-1,
         producer_linger=0.005,
