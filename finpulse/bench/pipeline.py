@@ -177,7 +177,8 @@ class ModelBench:
 # --- pipeline figures ---------------------------------------------------------------------------------
 
 
-def run_settings(base: Settings, model_dir: Path, threads: int, tag: str, no_recommender: Path | None = None) -> Settings:
+def run_settings(base: Settings, model_dir: Path, threads: int, tag: str, no_recommender: Path | None = None,
+                 faust_dir: Path | None = None) -> Settings:
     """Settings of one pipeline run: its own topics, group and indices, the benchmarked model.
 
     ``no_recommender`` (an empty dir) as the recommendation model dir turns the worker's news encoder off.
@@ -192,6 +193,9 @@ def run_settings(base: Settings, model_dir: Path, threads: int, tag: str, no_rec
     data["stream"].update(web_port=free_port(), metrics_port=free_port())
     data["alerts"]["sinks"] = ["log"]
     data["log_level"] = "WARNING"
+    if faust_dir is not None and "data_dir" in data["stream"]:  # the worker's Faust data under the bench's output
+        faust_dir.mkdir(parents=True, exist_ok=True)
+        data["stream"]["data_dir"] = faust_dir
     if no_recommender is not None:
         no_recommender.mkdir(parents=True, exist_ok=True)
         data["recommend"]["model_dir"] = no_recommender
@@ -263,7 +267,8 @@ def throughput_run(base: Settings, config: BenchConfig, model_dir: Path, items: 
                    workers: int, profile_to: Path | None = None, recommender: bool = True) -> dict[str, float]:
     """Pre-load ``items`` into news.raw, start ``workers`` worker processes, time first → last document indexed."""
     off = None if recommender else config.out_dir / "no-recommender-model"
-    settings = run_settings(base, model_dir, config.thread_count, f"e2e{workers}{'' if recommender else 's'}", off)
+    settings = run_settings(base, model_dir, config.thread_count, f"e2e{workers}{'' if recommender else 's'}", off,
+                            config.out_dir / "faust")
     _prepare(settings)
     stats = _publish(settings, items)
     if stats.failed:
@@ -352,7 +357,7 @@ def latency_run(base: Settings, config: BenchConfig, model_dir: Path, source: It
     with the first poll (every 50 ms) that saw k documents of the level in Elasticsearch (arrival order ≈
     publish order; resolution 50 ms).
     """
-    settings = run_settings(base, model_dir, config.thread_count, "lat")
+    settings = run_settings(base, model_dir, config.thread_count, "lat", faust_dir=config.out_dir / "faust")
     _prepare(settings)
     counter = EsCounter(settings)
     procs = _start_workers(settings, 1, config.out_dir / "logs")
