@@ -88,6 +88,7 @@ def create_app(
 
     kafka = settings.kafka
     metrics = metrics or StreamMetrics()
+    settings.stream.data_dir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
     app = faust.App(
         kafka.consumer_group,
         broker=[f"kafka://{host}" for host in kafka.broker_list()],
