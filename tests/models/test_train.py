@@ -57,7 +57,7 @@ def test_training_loss_decreases_and_writes_artefacts(tiny_bert_dir: Path, tmp_p
 @pytest.mark.slow
 def test_time_budget_stops_training(tiny_bert_dir: Path, tmp_path: Path) -> None:
     config = TrainConfig(base=str(tiny_bert_dir), epochs=100, time_budget_s=2.0, batch_size=8, max_length=16,
-                         progress=False, evals_per_epoch=1)
+                         progress=False, evals_per_epoch=1, patience=10_000)
     result = train_sentiment(config, tmp_path / "out", train_examples=synthetic_examples(200),
                              test_sets={"syn": synthetic_examples(12)})
     assert result.metrics["train"]["stop_reason"] == "time budget"
