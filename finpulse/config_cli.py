@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from enum import Enum
 from pathlib import Path
-from typing import Any
 
 import typer
-from pydantic import BaseModel, SecretStr
 
 from finpulse.exceptions import FinpulseError
-from finpulse.settings import ENV_PREFIX, NESTED_DELIMITER, Settings, settings_table
+from finpulse.settings import Settings, settings_table, settings_to_env
 
 logger = logging.getLogger(__name__)
 
@@ -49,27 +46,7 @@ def replace_table(text: str, table: str) -> str:
 
 def masked_env(settings: Settings) -> dict[str, str]:
     """Every set value as its ``FINPULSE_`` variable, secrets masked."""
-    env: dict[str, str] = {}
-
-    def shown(value: Any) -> str:
-        if isinstance(value, SecretStr):
-            return MASK
-        if isinstance(value, Enum):
-            return str(value.value)
-        if isinstance(value, list | dict):
-            return json.dumps(value, default=str)
-        return str(value)
-
-    def walk(model: BaseModel, prefix: str) -> None:
-        for name in type(model).model_fields:
-            value = getattr(model, name)
-            if isinstance(value, BaseModel):
-                walk(value, prefix + name.upper() + NESTED_DELIMITER)
-            elif value is not None:
-                env[prefix + name.upper()] = shown(value)
-
-    walk(settings, ENV_PREFIX)
-    return env
+    return settings_to_env(settings, mask=MASK)
 
 
 def register(app: typer.Typer) -> None:

@@ -358,19 +358,22 @@ def settings_table() -> list[tuple[str, str, str]]:
     return rows
 
 
-def settings_to_env(settings: Settings) -> dict[str, str]:
-    """The ``FINPULSE_*`` environment that rebuilds ``settings`` in another process (secrets included)."""
+def settings_to_env(settings: Settings, *, mask: str | None = None) -> dict[str, str]:
+    """The ``FINPULSE_*`` environment that rebuilds ``settings`` in another process.
+
+    Secrets are included in clear unless ``mask`` is given, which then stands in for each of them.
+    """
+    import json
+
     env: dict[str, str] = {}
 
     def value_of(value: Any) -> str:
         if isinstance(value, SecretStr):
-            return value.get_secret_value()
+            return mask if mask is not None else value.get_secret_value()
         if isinstance(value, Enum):
             return str(value.value)
         if isinstance(value, list | dict):
-            import json
-
-            return json.dumps([str(v) if isinstance(v, Path) else v for v in value] if isinstance(value, list) else value)
+            return json.dumps(value, default=str)
         return str(value)
 
     def walk(model: BaseModel, prefix: str) -> None:
