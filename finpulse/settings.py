@@ -14,9 +14,9 @@ import os
 import re
 from enum import Enum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings import SettingsError as PydanticSettingsError
 
@@ -26,6 +26,16 @@ ENV_PREFIX = "FINPULSE_"
 NESTED_DELIMITER = "__"
 DEFAULT_STATE_DIR = Path(".finpulse")
 DEFAULT_ENV_FILE = DEFAULT_STATE_DIR / "stack.env"
+
+
+def _http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must start with http:// or https://")
+    return value.rstrip("/")
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+"""An http(s) base URL, without a trailing slash."""
 
 
 class KafkaSecurityProtocol(str, Enum):
@@ -75,7 +85,7 @@ class KafkaSettings(BaseModel):
 class ElasticsearchSettings(BaseModel):
     """Elasticsearch (or the embedded osmem server) endpoint and credentials."""
 
-    url: str = Field("http://127.0.0.1:9200", description="Base URL of Elasticsearch.")
+    url: HttpUrl = Field("http://127.0.0.1:9200", description="Base URL of Elasticsearch.")
     api_key: SecretStr | None = Field(None, description="Elasticsearch API key (encoded form).")
     username: str | None = Field(None, description="Basic-auth user (when no API key is set).")
     password: SecretStr | None = Field(None, description="Basic-auth password.")
@@ -90,46 +100,25 @@ class ElasticsearchSettings(BaseModel):
     max_retries: int = Field(8, ge=0, description="Bulk retries on 429/5xx/connection errors before a batch is retried from Kafka.")
     retry_backoff_s: float = Field(0.5, gt=0, description="First back-off delay in seconds (doubles each retry, capped at 30 s).")
 
-    @field_validator("url")
-    @classmethod
-    def _check_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
-
 
 class AlertaSettings(BaseModel):
     """Alerta endpoint used by the alert sink."""
 
-    endpoint: str = Field("http://127.0.0.1:8080/api", description="Alerta API base URL.")
+    endpoint: HttpUrl = Field("http://127.0.0.1:8080/api", description="Alerta API base URL.")
     api_key: SecretStr | None = Field(None, description="Alerta API key.")
     environment: str = Field("Production", description="Alerta environment of raised alerts.")
     service: str = Field("finpulse", description="Alerta service of raised alerts.")
     timeout_s: float = Field(10.0, gt=0, description="HTTP timeout in seconds.")
 
-    @field_validator("endpoint")
-    @classmethod
-    def _check_endpoint(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
-
 
 class KibanaSettings(BaseModel):
     """Kibana, where ``finpulse kibana import`` loads the saved objects of infra/kibana/."""
 
-    url: str = Field("http://127.0.0.1:5601", description="Base URL of Kibana.")
+    url: HttpUrl = Field("http://127.0.0.1:5601", description="Base URL of Kibana.")
     username: str | None = Field(None, description="Basic-auth user of Kibana (when no API key is set).")
     password: SecretStr | None = Field(None, description="Basic-auth password of Kibana.")
     api_key: SecretStr | None = Field(None, description="Kibana/Elasticsearch API key (encoded form).")
     space: str = Field("", description="Kibana space the objects go to (empty = the default space).")
-
-    @field_validator("url")
-    @classmethod
-    def _check_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
 
 
 class ModelSettings(BaseModel):
@@ -363,8 +352,6 @@ def settings_to_env(settings: Settings, *, mask: str | None = None) -> dict[str,
 
     Secrets are included in clear unless ``mask`` is given, which then stands in for each of them.
     """
-    import json
-
     env: dict[str, str] = {}
 
     def value_of(value: Any) -> str:
