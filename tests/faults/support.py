@@ -15,8 +15,10 @@ from finpulse.settings import Settings
 from finpulse.streams.ids import article_id
 from finpulse.streams.records import NewsArticle
 
-NEGATIVE = "{t} shares plunge after fraud probe and lawsuit, losses deepen #{i}"
-NEUTRAL = "{t} schedules quarterly results call for next week #{i}"
+# In the vocabulary of the tiny trained model (finpulse.models.testing.synthetic_examples): it labels these
+# negative and neutral on purpose; the ticker travels in the record's tickers field, the id in the URL.
+NEGATIVE = "Globex plunges"
+NEUTRAL = "Globex schedules call"
 
 
 def env_int(name: str, default: int) -> int:
@@ -30,8 +32,7 @@ def window_start(window_s: float, ago: timedelta = timedelta(hours=2)) -> dateti
 
 
 def article(tag: str, i: int, when: datetime, negative: bool, tickers: list[str] | None = None) -> NewsArticle:
-    ticker = tickers[0] if tickers else "the market"
-    title = (NEGATIVE if negative else NEUTRAL).format(t=ticker, i=i)
+    title = NEGATIVE if negative else NEUTRAL
     url = f"https://faults.example/{tag}/{i}"
     return NewsArticle(id=article_id(url), url=url, source="faults", title=title, published_at=when, tickers=tickers or [])
 
