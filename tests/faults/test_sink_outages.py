@@ -102,15 +102,15 @@ def test_alerta_outage_delivers_the_alert_exactly_once(
         wait_for(lambda: metric(settings, "finpulse_alerts_total", {"status": "raise"}) >= 1, 60, "the spike to raise", worker)
         while time.monotonic() - cut_at < OUTAGE_S:
             assert committed_total(settings, ALERTS) == 0, "the alert's offset was committed while Alerta was down"
-            assert alerts(settings, x) == [], "an alert got through a cut proxy"
+            assert alerts(pipeline_settings, x) == [], "an alert got through a cut proxy"
             assert worker.alive, worker.log()[-3000:]
             time.sleep(2)
         retries = metric(settings, "finpulse_sink_retries_total", {"sink": "alerta"})
         proxy.set_mode("pass")
-        delivered = wait_for(lambda: alerts(settings, x), 90, f"the alert of {x} after Alerta returned", worker)
+        delivered = wait_for(lambda: alerts(pipeline_settings, x), 90, f"the alert of {x} after Alerta returned", worker)
         wait_for(lambda: committed_total(settings, ALERTS) >= 1, 60, "the alert's offset to be committed", worker)
         time.sleep(5)
-        delivered = alerts(settings, x)
+        delivered = alerts(pipeline_settings, x)  # Alerta itself, not through the proxy
         assert len(delivered) == 1, delivered
         assert delivered[0]["duplicateCount"] == 0, "sent to Alerta more than once"
         assert metric(settings, "finpulse_alert_deliveries_total", {"sink": "alerta"}) == 1
