@@ -66,7 +66,12 @@ def pipeline(
         model_dir=model_dir, torch_model_dir=torch_model_dir, data_file=data, out_dir=out,
     )
     with console.status("benchmarking") as status:
-        result = run_pipeline_bench(settings, config, on_step=lambda s: (status.update(s), console.log(s)))
+
+        def step(text: str) -> None:
+            status.update(text)
+            console.log(text)
+
+        result = run_pipeline_bench(settings, config, on_step=step)
     console.print(f"model: {result.meta['model']} ({result.meta.get('model_version')})")
     if result.meta.get("seed"):
         console.print(f"seed baseline: {result.meta['seed']}")
