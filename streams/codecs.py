@@ -35,7 +35,7 @@ class Err:
     reason: str
 
 
-def _depth_ok(raw: str, limit: int) -> bool:
+def json_depth_ok(raw: str, limit: int = MAX_JSON_DEPTH) -> bool:
     """Reject pathologically nested JSON before the parser recurses into it."""
     depth = 0
     in_string = escaped = False
@@ -68,7 +68,7 @@ def decode(payload: bytes | None, model: type[R], max_bytes: int) -> Ok[R] | Err
         text = payload.decode("utf-8")
     except UnicodeDecodeError as exc:
         return Err("invalid_utf8", f"not UTF-8 at byte {exc.start}: {exc.reason}")
-    if not _depth_ok(text, MAX_JSON_DEPTH):
+    if not json_depth_ok(text):
         return Err("too_deep", f"JSON nested deeper than {MAX_JSON_DEPTH}")
     try:
         data = json.loads(text)

@@ -28,6 +28,7 @@ from pydantic import ValidationError
 from finpulse.recommend.events import ClickEvent
 from finpulse.recommend.exceptions import ClicksApiConfigError
 from finpulse.settings import RecommendSettings, Settings
+from finpulse.streams.codecs import MAX_JSON_DEPTH, json_depth_ok
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -203,8 +204,14 @@ def create_api(settings: RecommendSettings, sink: EventSink, registry: Collector
         except BodyTooLarge:
             return answer(413, {"error": f"body larger than {limit} bytes"})
         try:
-            payload = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return answer(400, {"error": f"body is not UTF-8: {exc}"})
+        if not json_depth_ok(text):
+            return answer(400, {"error": f"body is nested deeper than {MAX_JSON_DEPTH} levels"})
+        try:
+            payload = json.loads(text)
+        except json.JSONDecodeError as exc:
             return answer(400, {"error": f"body is not valid JSON: {exc}"})
         events, errors = validate_events(payload, settings.max_batch_events, datetime.now(UTC))
         if errors:

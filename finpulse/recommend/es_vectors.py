@@ -56,11 +56,12 @@ class VectorStore:
             operations.append({"update": {"_index": u.index, "_id": u.id}})
             operations.append({"doc": {"embedding": u.embedding}})
         from elastic_transport import ConnectionError as TransportConnectionError
+        from elastic_transport import ConnectionTimeout
         from elasticsearch import ApiError
 
         try:
             response = await self._client.bulk(operations=operations)
-        except (TimeoutError, TransportConnectionError, ApiError) as exc:
+        except (TimeoutError, TransportConnectionError, ConnectionTimeout, ApiError) as exc:
             logger.warning("embedding updates failed (%s); %d kept for a retry", exc, len(batch))
             self._pending.extend(batch)
             return
