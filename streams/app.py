@@ -54,7 +54,7 @@ def default_scorer_factory(settings: Settings) -> Callable[[], Scorer]:
     def load() -> Scorer:
         from finpulse.runtime import SentimentRuntime
 
-        return SentimentRuntime.load(None, None, settings.model, batch_size=settings.stream.batch_size)
+        return SentimentRuntime.load(None, None, settings.model, batch_size=settings.model.inference_batch_size)
 
     return load
 
