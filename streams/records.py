@@ -146,9 +146,11 @@ class SpikeTick(_Record):
 
     The worker's timer sends one for every raised key whose window has ended, so a key that goes
     quiet after a spike still closes its window and resolves; the spike agent handles it inside
-    stream iteration, where its table can be written.
+    stream iteration, where its table can be written. ``expired`` lists article ids of the key whose
+    de-duplication entries fell out of the recent windows and are to be deleted.
     """
 
     schema_version: Literal[1] = 1
     key: str
     now: datetime
+    expired: list[str] = Field(default_factory=list, max_length=10_000)
