@@ -14,7 +14,7 @@ from typing import Any
 from finpulse.settings import Settings
 from finpulse.sinks.alert_base import AlertSink
 from finpulse.sinks.bulk import BulkWriter, Doc
-from finpulse.streams.channels import StreamTopics, in_event
+from finpulse.streams.channels import StreamTopics, each_event, in_event
 from finpulse.streams.codecs import Err, dead_letter, decode, encode_checked
 from finpulse.streams.metrics import StreamMetrics
 from finpulse.streams.records import SpikeAlert
@@ -52,30 +52,31 @@ def register(
             await writer.close()
 
     async def _deliver_all(stream: Any, sinks: list[AlertSink], writer: BulkWriter) -> None:
-        async for event in stream.events():
-            metrics.events_in.labels(AGENT).inc()
-            message = event.message
-            result = decode(event.value, SpikeAlert, 1024 * 1024)
-            if isinstance(result, Err):
-                letter = dead_letter(topic=message.topic, partition=message.partition, offset=message.offset,
-                                     key=event.key, value=event.value, err=result)
-                await topics.alerts_dlq.send(key=event.key, value=encode_checked(letter))
-                metrics.dlq.labels(message.topic, result.error_type).inc()
-                continue
-            alert = result.value
-            if delivered.get(alert.key) == alert.alert_id:
-                metrics.duplicates.labels(AGENT).inc()
-                continue
-            for sink in sinks:
-                await sink.deliver(alert)
-                metrics.alert_deliveries.labels(sink.name).inc()
-            doc = alert.model_dump(mode="json", exclude={"schema_version"})
-            doc["alert_id"] = alert.alert_id
-            await writer.write([Doc(alerts_index(prefix, alert), alert.alert_id, doc)])
-            with in_event(event):
-                delivered[alert.key] = alert.alert_id
-            if alert.status == "raise":
-                metrics.open_alerts.inc()
-            else:
-                metrics.open_alerts.dec()
-            metrics.events_out.labels(AGENT).inc()
+        async with each_event(stream) as incoming:
+            async for event in incoming:
+                metrics.events_in.labels(AGENT).inc()
+                message = event.message
+                result = decode(event.value, SpikeAlert, 1024 * 1024)
+                if isinstance(result, Err):
+                    letter = dead_letter(topic=message.topic, partition=message.partition, offset=message.offset,
+                                         key=event.key, value=event.value, err=result)
+                    await topics.alerts_dlq.send(key=event.key, value=encode_checked(letter))
+                    metrics.dlq.labels(message.topic, result.error_type).inc()
+                    continue
+                alert = result.value
+                if delivered.get(alert.key) == alert.alert_id:
+                    metrics.duplicates.labels(AGENT).inc()
+                    continue
+                for sink in sinks:
+                    await sink.deliver(alert)
+                    metrics.alert_deliveries.labels(sink.name).inc()
+                doc = alert.model_dump(mode="json", exclude={"schema_version"})
+                doc["alert_id"] = alert.alert_id
+                await writer.write([Doc(alerts_index(prefix, alert), alert.alert_id, doc)])
+                with in_event(event):
+                    delivered[alert.key] = alert.alert_id
+                if alert.status == "raise":
+                    metrics.open_alerts.inc()
+                else:
+                    metrics.open_alerts.dec()
+                metrics.events_out.labels(AGENT).inc()

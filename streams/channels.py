@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import aclosing, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,3 +67,46 @@ def in_event(event: Any) -> Iterator[None]:
         yield
     finally:
         _current_event.reset(token)
+
+
+
+async def _held_unless_finished(inner: AsyncIterator[Any], batched: bool) -> AsyncIterator[Any]:
+    """Re-yield ``inner``; if the consumer of an item never comes back for the next one (the agent was
+    cancelled or crashed while handling it), keep one reference on its messages so Faust's own ack,
+    run when ``inner`` closes, does not mark them done (Faust acks by message refcount)."""
+    async for item in inner:
+        finished = False
+        try:
+            yield item
+            finished = True
+        finally:
+            if not finished:
+                for event in item if batched else [item]:
+                    event.message.incref()
+
+
+@asynccontextmanager
+async def batches(stream: Any, max_: int, within: float) -> AsyncIterator[AsyncIterator[list[Any]]]:
+    """``stream.take_events`` that never acknowledges a batch its loop body did not finish.
+
+    ``take_events`` acknowledges every buffered event when its generator closes, also when the agent
+    was cancelled (a graceful stop) or crashed half-way through the batch; the consumer then commits
+    those offsets on shutdown although their outputs were never written. Here an unfinished batch's
+    messages stay unacknowledged, their offsets are not committed, and the next start re-delivers
+    them (every output is idempotent).
+
+    Use as ``async with batches(stream, n, wait) as taken: async for events in taken: ...``: leaving
+    the block closes both generators at once, in the right order.
+    """
+    async with aclosing(stream.take_events(max_, within=within)) as inner:
+        async with aclosing(_held_unless_finished(inner, batched=True)) as outer:
+            yield outer
+
+
+@asynccontextmanager
+async def each_event(stream: Any) -> AsyncIterator[AsyncIterator[Any]]:
+    """``stream.events()`` that never acknowledges an event its loop body did not finish (see
+    :func:`batches`)."""
+    async with aclosing(stream.events()) as inner:
+        async with aclosing(_held_unless_finished(inner, batched=False)) as outer:
+            yield outer

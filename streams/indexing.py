@@ -15,7 +15,7 @@ from typing import Any
 
 from finpulse.settings import Settings
 from finpulse.sinks.bulk import BulkWriter, Doc
-from finpulse.streams.channels import StreamTopics
+from finpulse.streams.channels import StreamTopics, batches
 from finpulse.streams.codecs import Err, decode
 from finpulse.streams.exceptions import SerializationBug
 from finpulse.streams.metrics import StreamMetrics
@@ -57,17 +57,18 @@ def register(
             await writer.close()
 
     async def _index_batches(stream: Any, writer: BulkWriter) -> None:
-        async for events in stream.take_events(settings.stream.index_batch_size, within=settings.stream.index_wait_s):
-            metrics.events_in.labels(AGENT).inc(len(events))
-            docs: list[Doc] = []
-            for event in events:
-                result = decode(event.value, ScoredArticle, 64 * 1024 * 1024)
-                if isinstance(result, Err):
-                    # news.scored is written by finpulse alone: an unreadable record is our bug.
-                    raise SerializationBug(f"unreadable record on {event.message.topic}: {result.reason}")
-                article = result.value
-                when = article.published_at or article.fetched_at
-                docs.append(Doc(news_index(prefix, when), article.id, news_document(article)))
-            metrics.batch_size.labels(AGENT).observe(len(docs))
-            await writer.write(docs)
-            metrics.events_out.labels(AGENT).inc(len(docs))
+        async with batches(stream, settings.stream.index_batch_size, settings.stream.index_wait_s) as taken:
+            async for events in taken:
+                metrics.events_in.labels(AGENT).inc(len(events))
+                docs: list[Doc] = []
+                for event in events:
+                    result = decode(event.value, ScoredArticle, 64 * 1024 * 1024)
+                    if isinstance(result, Err):
+                        # news.scored is written by finpulse alone: an unreadable record is our bug.
+                        raise SerializationBug(f"unreadable record on {event.message.topic}: {result.reason}")
+                    article = result.value
+                    when = article.published_at or article.fetched_at
+                    docs.append(Doc(news_index(prefix, when), article.id, news_document(article)))
+                metrics.batch_size.labels(AGENT).observe(len(docs))
+                await writer.write(docs)
+                metrics.events_out.labels(AGENT).inc(len(docs))

@@ -38,7 +38,7 @@ from finpulse.recommend.pseudonym import pseudonymise
 from finpulse.recommend.ranking import CandidatePool, RankConfig, top_k
 from finpulse.settings import Settings
 from finpulse.sinks.bulk import BulkWriter, Doc
-from finpulse.streams.channels import StreamTopics, in_event
+from finpulse.streams.channels import StreamTopics, batches, in_event
 from finpulse.streams.codecs import Err, dead_letter, decode, encode_checked
 from finpulse.streams.exceptions import SerializationBug
 from finpulse.streams.metrics import StreamMetrics
@@ -192,53 +192,54 @@ def register(
         sync_pool()
         warned = False
         prefix = settings.elasticsearch.index_prefix
-        async for events in stream.take_events(settings.stream.batch_size, within=settings.stream.batch_wait_s):
-            metrics.events_in.labels("recommend.candidates").inc(len(events))
-            articles: list[tuple[Any, ScoredArticle]] = []
-            for event in events:
-                result = decode(event.value, ScoredArticle, 64 * 1024 * 1024)
-                if isinstance(result, Err):
-                    raise SerializationBug(f"unreadable record on {event.message.topic}: {result.reason}")
-                articles.append((event, result.value))
-            carried = [a.embedding is not None and len(a.embedding) == model.dim for _, a in articles]
-            missing = [a.text_for_model() for (_, a), ok in zip(articles, carried, strict=True) if not ok]
-            computed = np.zeros((0, model.dim), np.float32)
-            if missing and model.encoder is not None:
-                computed = await loop.run_in_executor(executor, model.encoder.embed, missing)
-            elif missing and not warned:
-                logger.warning("articles without an embedding and no news encoder: they are not candidates")
-                warned = True
-            now = time.time()
-            j = 0
-            updates = []
-            for (event, article), ok in zip(articles, carried, strict=True):
-                if ok:
-                    vector = np.asarray(article.embedding, np.float32)
-                elif model.encoder is not None:
-                    vector = computed[j]
-                    j += 1
-                    updates.append(VectorUpdate(news_index(prefix, article.published_at or article.fetched_at), article.id,
-                                                np.round(vector, EMBEDDING_DECIMALS).tolist(), now))
-                else:
-                    metrics.duplicates.labels("recommend.no_embedding").inc()
-                    continue
-                when = (article.published_at or article.fetched_at).timestamp()
-                if now - when > rec.freshness_window_s:
-                    continue
-                norm = float(np.linalg.norm(vector)) or 1.0
-                value = {
-                    "v": np.round(vector / norm, EMBEDDING_DECIMALS).tolist(), "t": when, "title": article.title[:500],
-                    "url": article.url,
-                    "tickers": list(article.tickers), "p": event.message.partition,
-                }
-                with in_event(event):
-                    candidates[article.id] = value
-                service.add_candidate(article.id, value)
-            if articles:
-                _evict(articles[-1][0], time.time())
-            if updates:
-                await store.add(updates)  # the article's document in the news index gets its embedding
-            metrics.events_out.labels("recommend.candidates").inc(len(articles))
+        async with batches(stream, settings.stream.batch_size, settings.stream.batch_wait_s) as taken:
+            async for events in taken:
+                metrics.events_in.labels("recommend.candidates").inc(len(events))
+                articles: list[tuple[Any, ScoredArticle]] = []
+                for event in events:
+                    result = decode(event.value, ScoredArticle, 64 * 1024 * 1024)
+                    if isinstance(result, Err):
+                        raise SerializationBug(f"unreadable record on {event.message.topic}: {result.reason}")
+                    articles.append((event, result.value))
+                carried = [a.embedding is not None and len(a.embedding) == model.dim for _, a in articles]
+                missing = [a.text_for_model() for (_, a), ok in zip(articles, carried, strict=True) if not ok]
+                computed = np.zeros((0, model.dim), np.float32)
+                if missing and model.encoder is not None:
+                    computed = await loop.run_in_executor(executor, model.encoder.embed, missing)
+                elif missing and not warned:
+                    logger.warning("articles without an embedding and no news encoder: they are not candidates")
+                    warned = True
+                now = time.time()
+                j = 0
+                updates = []
+                for (event, article), ok in zip(articles, carried, strict=True):
+                    if ok:
+                        vector = np.asarray(article.embedding, np.float32)
+                    elif model.encoder is not None:
+                        vector = computed[j]
+                        j += 1
+                        updates.append(VectorUpdate(news_index(prefix, article.published_at or article.fetched_at), article.id,
+                                                    np.round(vector, EMBEDDING_DECIMALS).tolist(), now))
+                    else:
+                        metrics.duplicates.labels("recommend.no_embedding").inc()
+                        continue
+                    when = (article.published_at or article.fetched_at).timestamp()
+                    if now - when > rec.freshness_window_s:
+                        continue
+                    norm = float(np.linalg.norm(vector)) or 1.0
+                    value = {
+                        "v": np.round(vector / norm, EMBEDDING_DECIMALS).tolist(), "t": when, "title": article.title[:500],
+                        "url": article.url,
+                        "tickers": list(article.tickers), "p": event.message.partition,
+                    }
+                    with in_event(event):
+                        candidates[article.id] = value
+                    service.add_candidate(article.id, value)
+                if articles:
+                    _evict(articles[-1][0], time.time())
+                if updates:
+                    await store.add(updates)  # the article's document in the news index gets its embedding
+                metrics.events_out.labels("recommend.candidates").inc(len(articles))
 
     def _evict(event: Any, now: float) -> None:
         """Drop this partition's candidates that left the freshness window, then the oldest over the bound."""
@@ -280,40 +281,41 @@ def register(
     @app.agent(clicks, name="finpulse.recommend.clicks")
     async def click_agent(stream: Any) -> None:
         _ = service.model
-        async for events in stream.take_events(500, within=0.02):
-            metrics.events_in.labels("recommend.clicks").inc(len(events))
-            per_user: dict[str, tuple[Any, list[str], int, float | None]] = {}
-            for event in events:
-                message = event.message
-                result = decode(event.value, ClickEvent, 64 * 1024)
-                if isinstance(result, Err):
-                    letter = dead_letter(topic=message.topic, partition=message.partition, offset=message.offset,
-                                         key=event.key, value=event.value, err=result)
-                    await clicks_dlq.send(key=event.key, value=encode_checked(letter))
-                    metrics.dlq.labels(message.topic, result.error_type).inc()
-                    continue
-                click = result.value
-                last_event, clicked, shown, trigger = per_user.get(click.user_id, (event, [], 0, None))
-                if click.event_type == "click":
-                    clicked.append(click.article_id)
-                    received = (click.received_at or click.timestamp).timestamp()
-                    trigger = received if trigger is None else min(trigger, received)
-                else:
-                    shown += 1
-                per_user[click.user_id] = (event, clicked, shown, trigger)
-            now = time.time()
-            for user_id, (event, clicked, shown, trigger) in per_user.items():
-                profile = Profile.load(user_id, profiles.get(user_id.encode()))
-                updated = update_profile(profile, clicked, shown, service.candidates, service.model.tower,
-                                         rec.profile_length, now)
-                with in_event(event):
-                    profiles[user_id.encode()] = updated.dump()
-                if not clicked:
-                    continue
-                if now - service.last_emit.get(user_id, 0.0) >= rec.debounce_s:
-                    await emit(user_id, now, trigger)
-                else:
-                    service.pending[user_id] = min(service.pending.get(user_id, trigger or now), trigger or now)
+        async with batches(stream, 500, 0.02) as taken:
+            async for events in taken:
+                metrics.events_in.labels("recommend.clicks").inc(len(events))
+                per_user: dict[str, tuple[Any, list[str], int, float | None]] = {}
+                for event in events:
+                    message = event.message
+                    result = decode(event.value, ClickEvent, 64 * 1024)
+                    if isinstance(result, Err):
+                        letter = dead_letter(topic=message.topic, partition=message.partition, offset=message.offset,
+                                             key=event.key, value=event.value, err=result)
+                        await clicks_dlq.send(key=event.key, value=encode_checked(letter))
+                        metrics.dlq.labels(message.topic, result.error_type).inc()
+                        continue
+                    click = result.value
+                    last_event, clicked, shown, trigger = per_user.get(click.user_id, (event, [], 0, None))
+                    if click.event_type == "click":
+                        clicked.append(click.article_id)
+                        received = (click.received_at or click.timestamp).timestamp()
+                        trigger = received if trigger is None else min(trigger, received)
+                    else:
+                        shown += 1
+                    per_user[click.user_id] = (event, clicked, shown, trigger)
+                now = time.time()
+                for user_id, (event, clicked, shown, trigger) in per_user.items():
+                    profile = Profile.load(user_id, profiles.get(user_id.encode()))
+                    updated = update_profile(profile, clicked, shown, service.candidates, service.model.tower,
+                                             rec.profile_length, now)
+                    with in_event(event):
+                        profiles[user_id.encode()] = updated.dump()
+                    if not clicked:
+                        continue
+                    if now - service.last_emit.get(user_id, 0.0) >= rec.debounce_s:
+                        await emit(user_id, now, trigger)
+                    else:
+                        service.pending[user_id] = min(service.pending.get(user_id, trigger or now), trigger or now)
 
     @app.timer(interval=max(0.05, rec.debounce_s / 4) if rec.debounce_s > 0 else 1.0)
     async def flush_debounced() -> None:
@@ -337,18 +339,19 @@ def register(
     async def index_agent(stream: Any) -> None:
         writer = writer_factory()
         try:
-            async for events in stream.take_events(settings.stream.index_batch_size, within=settings.stream.index_wait_s):
-                docs = []
-                for event in events:
-                    result = decode(event.value, RecommendationList, 16 * 1024 * 1024)
-                    if isinstance(result, Err):
-                        raise SerializationBug(f"unreadable record on {event.message.topic}: {result.reason}")
-                    listing = result.value
-                    pseudonym = pseudonymise(listing.user_id, key)
-                    docs.extend(recommendation_documents(
-                        listing, pseudonym, recommendations_index(prefix, listing.generated_at)))
-                await writer.write(docs)
-                metrics.events_out.labels("recommend.index").inc(len(docs))
+            async with batches(stream, settings.stream.index_batch_size, settings.stream.index_wait_s) as taken:
+                async for events in taken:
+                    docs = []
+                    for event in events:
+                        result = decode(event.value, RecommendationList, 16 * 1024 * 1024)
+                        if isinstance(result, Err):
+                            raise SerializationBug(f"unreadable record on {event.message.topic}: {result.reason}")
+                        listing = result.value
+                        pseudonym = pseudonymise(listing.user_id, key)
+                        docs.extend(recommendation_documents(
+                            listing, pseudonym, recommendations_index(prefix, listing.generated_at)))
+                    await writer.write(docs)
+                    metrics.events_out.labels("recommend.index").inc(len(docs))
         finally:
             await writer.close()
 

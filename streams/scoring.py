@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 from finpulse.settings import Settings
-from finpulse.streams.channels import StreamTopics, in_event
+from finpulse.streams.channels import StreamTopics, batches, in_event
 from finpulse.streams.codecs import Err, dead_letter, decode, encode_checked
 from finpulse.streams.metrics import StreamMetrics
 from finpulse.streams.records import MARKET_KEY, NewsArticle, ScoredArticle, SentimentObservation
@@ -109,36 +109,37 @@ def register(
         logger.info("scoring with model %s", scorer.model_version)
         dedup = Deduplicator(seen, stream_settings.dedup_ttl_s)
         loop = asyncio.get_running_loop()
-        async for events in stream.take_events(stream_settings.batch_size, within=stream_settings.batch_wait_s):
-            metrics.events_in.labels(AGENT).inc(len(events))
-            batch: list[NewsArticle] = []
-            for event in events:
-                message = event.message
-                result = decode(event.value, NewsArticle, stream_settings.max_body_bytes)
-                if isinstance(result, Err):
-                    letter = dead_letter(
-                        topic=message.topic, partition=message.partition, offset=message.offset,
-                        key=event.key, value=event.value, err=result,
-                    )
-                    await topics.news_raw_dlq.send(key=event.key, value=encode_checked(letter))
-                    metrics.dlq.labels(message.topic, result.error_type).inc()
-                    logger.info("dead-lettered %s[%d]@%d: %s", message.topic, message.partition,
-                                message.offset, result.reason[:200])
+        async with batches(stream, stream_settings.batch_size, stream_settings.batch_wait_s) as taken:
+            async for events in taken:
+                metrics.events_in.labels(AGENT).inc(len(events))
+                batch: list[NewsArticle] = []
+                for event in events:
+                    message = event.message
+                    result = decode(event.value, NewsArticle, stream_settings.max_body_bytes)
+                    if isinstance(result, Err):
+                        letter = dead_letter(
+                            topic=message.topic, partition=message.partition, offset=message.offset,
+                            key=event.key, value=event.value, err=result,
+                        )
+                        await topics.news_raw_dlq.send(key=event.key, value=encode_checked(letter))
+                        metrics.dlq.labels(message.topic, result.error_type).inc()
+                        logger.info("dead-lettered %s[%d]@%d: %s", message.topic, message.partition,
+                                    message.offset, result.reason[:200])
+                        continue
+                    if dedup.is_duplicate(event, result.value.id):
+                        metrics.duplicates.labels(AGENT).inc()
+                        continue
+                    batch.append(result.value)
+                if not batch:
                     continue
-                if dedup.is_duplicate(event, result.value.id):
-                    metrics.duplicates.labels(AGENT).inc()
-                    continue
-                batch.append(result.value)
-            if not batch:
-                continue
-            metrics.batch_size.labels(AGENT).observe(len(batch))
-            started = time.perf_counter()
-            predictions = await loop.run_in_executor(executor, scorer.score, [a.text_for_model() for a in batch])
-            metrics.inference_seconds.observe(time.perf_counter() - started)
-            for article, prediction in zip(batch, predictions, strict=True):
-                scored = to_scored(article, prediction, scorer.model_version)
-                key = article.id.encode()
-                await topics.news_scored.send(key=key, value=encode_checked(scored))
-                for obs in observations(scored, settings.spike.negative_threshold):
-                    await topics.observations.send(key=obs.key.encode(), value=obs.to_bytes())
-            metrics.events_out.labels(AGENT).inc(len(batch))
+                metrics.batch_size.labels(AGENT).observe(len(batch))
+                started = time.perf_counter()
+                predictions = await loop.run_in_executor(executor, scorer.score, [a.text_for_model() for a in batch])
+                metrics.inference_seconds.observe(time.perf_counter() - started)
+                for article, prediction in zip(batch, predictions, strict=True):
+                    scored = to_scored(article, prediction, scorer.model_version)
+                    key = article.id.encode()
+                    await topics.news_scored.send(key=key, value=encode_checked(scored))
+                    for obs in observations(scored, settings.spike.negative_threshold):
+                        await topics.observations.send(key=obs.key.encode(), value=obs.to_bytes())
+                metrics.events_out.labels(AGENT).inc(len(batch))

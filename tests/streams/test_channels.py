@@ -1,0 +1,116 @@
+"""The ack guards of ``streams/channels.py`` against Faust's ack-on-close behaviour.
+
+Faust's ``take_events`` and ``events`` acknowledge the item they last yielded when their generator
+closes, finished or not. The fake stream below does exactly that with real Faust messages, so the
+refcount logic the guards rely on is Faust's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+from faust.types.tuples import Message
+
+from finpulse.streams.channels import batches, each_event
+
+
+@dataclass
+class FakeEvent:
+    message: Message
+
+
+def _event(offset: int) -> FakeEvent:
+    message = Message("news.raw", 0, offset, 0.0, 0, None, b"k", b"v", None)
+    message.incref()  # one subscribing stream, as Faust's conductor does on delivery
+    return FakeEvent(message)
+
+
+class FakeStream:
+    def __init__(self, count: int, batch: int) -> None:
+        self.items = [_event(offset) for offset in range(count)]
+        self.batch = batch
+
+    @staticmethod
+    def _ack(event: FakeEvent) -> None:
+        event.message.ack(None)  # type: ignore[arg-type]
+
+    async def take_events(self, max_: int, within: float) -> AsyncIterator[list[FakeEvent]]:
+        for start in range(0, len(self.items), max_):
+            chunk = self.items[start:start + max_]
+            try:
+                yield chunk
+            finally:
+                for event in chunk:
+                    self._ack(event)
+
+    async def events(self) -> AsyncIterator[FakeEvent]:
+        for event in self.items:
+            try:
+                yield event
+            finally:
+                self._ack(event)
+
+    def acked(self) -> list[int]:
+        return [e.message.offset for e in self.items if e.message.acked]
+
+
+async def _consume_batches(stream: FakeStream, fail_at: int | None) -> None:
+    async with batches(stream, stream.batch, 0.01) as taken:
+        async for events in taken:
+            if fail_at is not None and any(e.message.offset == fail_at for e in events):
+                raise RuntimeError("sink down")
+
+
+async def _consume_each(stream: FakeStream, fail_at: int | None) -> None:
+    async with each_event(stream) as incoming:
+        async for event in incoming:
+            if event.message.offset == fail_at:
+                raise RuntimeError("sink down")
+
+
+def test_finished_batches_are_acknowledged() -> None:
+    stream = FakeStream(10, batch=4)
+    asyncio.run(_consume_batches(stream, fail_at=None))
+    assert stream.acked() == list(range(10))
+
+
+def test_an_unfinished_batch_stays_unacknowledged() -> None:
+    stream = FakeStream(12, batch=4)
+    with pytest.raises(RuntimeError, match="sink down"):
+        asyncio.run(_consume_batches(stream, fail_at=5))
+    assert stream.acked() == [0, 1, 2, 3]  # the batch 4..7 was not finished; 8.. never taken
+
+
+def test_a_cancelled_batch_stays_unacknowledged() -> None:
+    stream = FakeStream(8, batch=4)
+    entered = asyncio.Event()
+
+    async def consume() -> None:
+        async with batches(stream, stream.batch, 0.01) as taken:
+            async for events in taken:
+                if events[0].message.offset == 4:
+                    entered.set()
+                    await asyncio.sleep(60)  # e.g. a bulk write waiting out an outage
+
+    async def main() -> None:
+        task = asyncio.create_task(consume())
+        await entered.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert stream.acked() == [0, 1, 2, 3]
+
+
+def test_each_event_holds_only_the_unfinished_event() -> None:
+    stream = FakeStream(6, batch=1)
+    with pytest.raises(RuntimeError, match="sink down"):
+        asyncio.run(_consume_each(stream, fail_at=3))
+    assert stream.acked() == [0, 1, 2]
+    finished = FakeStream(3, batch=1)
+    asyncio.run(_consume_each(finished, fail_at=None))
+    assert finished.acked() == [0, 1, 2]
