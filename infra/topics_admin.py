@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from finpulse.exceptions import FinpulseError
+from finpulse.infra.kafka_clients import connection_config
 from finpulse.infra.topics import TOPICS, TopicSpec, topic_name
-from finpulse.settings import KafkaSecurityProtocol, KafkaSettings, Settings
+from finpulse.settings import KafkaSettings, Settings
 
 if TYPE_CHECKING:
     from kafka.admin import KafkaAdminClient
@@ -30,19 +31,7 @@ class TopicState:
 
 def admin_config(kafka: KafkaSettings) -> dict[str, Any]:
     """kafka-python connection settings for ``kafka``."""
-    config: dict[str, Any] = {
-        "bootstrap_servers": kafka.broker_list(),
-        "client_id": "finpulse-admin",
-        "request_timeout_ms": int(kafka.request_timeout_s * 1000),
-        "security_protocol": kafka.security_protocol.value,
-    }
-    if kafka.security_protocol is KafkaSecurityProtocol.SASL_SSL:
-        config["sasl_mechanism"] = kafka.sasl_mechanism
-        config["sasl_plain_username"] = kafka.sasl_username
-        config["sasl_plain_password"] = kafka.sasl_password.get_secret_value() if kafka.sasl_password else None
-        if kafka.ssl_cafile is not None:
-            config["ssl_cafile"] = str(kafka.ssl_cafile)
-    return config
+    return connection_config(kafka, "finpulse-admin")
 
 
 def _admin(kafka: KafkaSettings) -> KafkaAdminClient:

@@ -18,6 +18,7 @@ from finpulse.sinks.alert_base import AlertSink, build_sinks
 from finpulse.sinks.bulk import BulkWriter
 from finpulse.streams import alerting, indexing, recommend_agents, scoring, spike_agent
 from finpulse.streams.channels import StreamTopics
+from finpulse.streams.highwaters import verify_highwaters
 from finpulse.streams.metrics import StreamMetrics
 from finpulse.streams.scoring import Scorer
 
@@ -119,6 +120,14 @@ def create_app(
         # at the next start and written idempotently (nothing lost, nothing duplicated).
         stream_wait_empty=False,
     )
+    new_consumer = app._new_consumer
+
+    def consumer_with_checked_highwaters() -> Any:
+        consumer = new_consumer()
+        verify_highwaters(consumer, kafka)
+        return consumer
+
+    app._new_consumer = consumer_with_checked_highwaters  # table recovery must not trust ListOffsets alone
     topics = StreamTopics.declare(app, settings)
     sinks = sinks_factory or (
         lambda: build_sinks(settings, on_retry=lambda name: metrics.sink_retries.labels(name).inc())

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import psutil
 
@@ -28,7 +28,7 @@ class BenchWorker:
     peak_rss: int = 0
     _ps: Any = field(default=None, repr=False)
 
-    def start(self) -> BenchWorker:
+    def start(self) -> Self:
         env = {k: v for k, v in os.environ.items() if not k.startswith("FINPULSE_")}
         env.update(settings_to_env(self.settings))
         env["PYTHONUNBUFFERED"] = "1"

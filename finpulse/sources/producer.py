@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from finpulse.settings import KafkaSecurityProtocol, KafkaSettings
+from finpulse.infra.kafka_clients import connection_config
+from finpulse.settings import KafkaSettings
 from finpulse.sources.exceptions import ProducerError
 
 if TYPE_CHECKING:
@@ -32,53 +33,19 @@ def producer_config(
     client_id: str = DEFAULT_CLIENT_ID,
     linger_ms: int = DEFAULT_LINGER_MS,
     batch_bytes: int = DEFAULT_BATCH_BYTES,
+    for_aiokafka: bool = False,
 ) -> dict[str, Any]:
-    """kafka-python ``KafkaProducer`` keyword arguments for ``kafka``."""
-    config: dict[str, Any] = {
-        "bootstrap_servers": kafka.broker_list(),
-        "client_id": client_id,
+    """kafka-python ``KafkaProducer`` (or, with ``for_aiokafka``, ``AIOKafkaProducer``) keyword arguments."""
+    config = {
+        **connection_config(kafka, client_id, for_aiokafka=for_aiokafka),
         "acks": "all",
         "enable_idempotence": False,
         "linger_ms": linger_ms,
-        "batch_size": batch_bytes,
-        "retries": 5,
-        "request_timeout_ms": int(kafka.request_timeout_s * 1000),
-        "security_protocol": kafka.security_protocol.value,
     }
-    if kafka.security_protocol is KafkaSecurityProtocol.SASL_SSL:
-        config["sasl_mechanism"] = kafka.sasl_mechanism
-        config["sasl_plain_username"] = kafka.sasl_username
-        config["sasl_plain_password"] = kafka.sasl_password.get_secret_value() if kafka.sasl_password else None
-        if kafka.ssl_cafile is not None:
-            config["ssl_cafile"] = str(kafka.ssl_cafile)
-    return config
-
-
-def async_producer_config(
-    kafka: KafkaSettings,
-    *,
-    client_id: str = DEFAULT_CLIENT_ID,
-    linger_ms: int = DEFAULT_LINGER_MS,
-    batch_bytes: int = DEFAULT_BATCH_BYTES,
-) -> dict[str, Any]:
-    """aiokafka ``AIOKafkaProducer`` keyword arguments for ``kafka``."""
-    config: dict[str, Any] = {
-        "bootstrap_servers": kafka.broker_list(),
-        "client_id": client_id,
-        "acks": "all",
-        "enable_idempotence": False,
-        "linger_ms": linger_ms,
-        "max_batch_size": batch_bytes,
-        "request_timeout_ms": int(kafka.request_timeout_s * 1000),
-        "security_protocol": kafka.security_protocol.value,
-    }
-    if kafka.security_protocol is KafkaSecurityProtocol.SASL_SSL:
-        from aiokafka.helpers import create_ssl_context
-
-        config["sasl_mechanism"] = kafka.sasl_mechanism
-        config["sasl_plain_username"] = kafka.sasl_username
-        config["sasl_plain_password"] = kafka.sasl_password.get_secret_value() if kafka.sasl_password else None
-        config["ssl_context"] = create_ssl_context(cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None)
+    if for_aiokafka:
+        config["max_batch_size"] = batch_bytes
+    else:
+        config.update(batch_size=batch_bytes, retries=5)
     return config
 
 
@@ -97,7 +64,7 @@ def make_producer(kafka: KafkaSettings, **options: Any) -> KafkaProducer:
 
 
 def make_async_producer(kafka: KafkaSettings, **options: Any) -> AIOKafkaProducer:
-    """An aiokafka producer, not started yet (``await producer.start()``); ``options`` as :func:`async_producer_config`."""
+    """An aiokafka producer, not started yet (``await producer.start()``); ``options`` as :func:`producer_config`."""
     from aiokafka import AIOKafkaProducer
 
-    return AIOKafkaProducer(**async_producer_config(kafka, **options))
+    return AIOKafkaProducer(**producer_config(kafka, for_aiokafka=True, **options))

@@ -15,6 +15,10 @@ from finpulse.settings import Settings
 from finpulse.streams.ids import article_id
 from finpulse.streams.records import NewsArticle
 
+from ..streams.harness import alerts, json_if
+
+__all__ = ["alerts", "json_if"]
+
 # In the vocabulary of the tiny trained model (finpulse.models.testing.synthetic_examples): it labels these
 # negative and neutral on purpose; the ticker travels in the record's tickers field, the id in the URL.
 NEGATIVE = "Globex plunges"
@@ -82,25 +86,6 @@ def indexed_ids(es: Any, settings: Settings) -> list[str]:
         after = hits[-1]["sort"]
 
 
-def alerts(settings: Settings, resource: str, endpoint: str | None = None) -> list[dict[str, Any]]:
-    key = settings.alerta.api_key.get_secret_value() if settings.alerta.api_key else ""
-    response = httpx.get(
-        f"{endpoint or settings.alerta.endpoint}/alerts", params={"resource": resource, "event": "NegativeSentimentSpike"},
-        headers={"Authorization": f"Key {key}"}, timeout=10,
-    )
-    response.raise_for_status()
-    return list(response.json()["alerts"])
-
-
-def json_if(url: str, check: Any) -> dict[str, Any] | None:
-    try:
-        response = httpx.get(url, timeout=5)
-    except httpx.TransportError:
-        return None
-    if response.status_code != 200:
-        return None
-    body = response.json()
-    return body if check(body) else None
 
 
 def committed_total(settings: Settings, base_topic: str) -> int:

@@ -5,16 +5,15 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
+import httpx
 from kafka import KafkaConsumer, KafkaProducer
 
-from finpulse.settings import Settings, settings_to_env
+from finpulse.bench.workers import BenchWorker
+from finpulse.settings import Settings
 
 
 def free_port() -> int:
@@ -23,29 +22,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class WorkerProcess:
+class WorkerProcess(BenchWorker):
     """``python -m finpulse worker`` with the test's settings, in its own process group."""
-
-    def __init__(self, settings: Settings, log_path: Path) -> None:
-        self.settings = settings
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> WorkerProcess:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FINPULSE_")}
-        env.update(settings_to_env(self.settings))
-        env["PYTHONUNBUFFERED"] = "1"
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "finpulse", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
-        return self
-
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
 
     def kill(self) -> None:
         """``kill -9`` the worker (a crash: nothing is flushed)."""
@@ -55,16 +33,7 @@ class WorkerProcess:
 
     def stop(self, timeout: float = 60.0) -> int | None:
         """Graceful stop (SIGTERM), SIGKILL if it does not end within ``timeout``."""
-        if self.proc is None:
-            return None
-        if self.alive:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-        return self.proc.returncode
+        return super().stop(timeout)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -73,13 +42,14 @@ class WorkerProcess:
 def produce(settings: Settings, topic: str, records: Iterable[tuple[bytes | None, bytes | None]]) -> int:
     producer = KafkaProducer(bootstrap_servers=settings.kafka.broker_list(), acks="all", linger_ms=5,
                              max_request_size=16 * 1024 * 1024)
-    sent = 0
-    for key, value in records:
-        producer.send(topic, key=key, value=value)
-        sent += 1
-    producer.flush(30)
-    producer.close()
-    return sent
+    try:
+        futures = [producer.send(topic, key=key, value=value) for key, value in records]
+        producer.flush(30)
+        for future in futures:
+            future.get(timeout=30)  # raises if the broker did not acknowledge the record
+    finally:
+        producer.close()
+    return len(futures)
 
 
 def consume_all(settings: Settings, topic: str, expect: int, timeout_s: float = 60.0) -> list[Any]:
@@ -111,3 +81,24 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str, worker: 
         time.sleep(0.5)
     tail = worker.log()[-5000:] if worker is not None else ""
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what} (last: {last!r})\n{tail}")
+
+
+def alerts(settings: Settings, resource: str, endpoint: str | None = None) -> list[dict[str, Any]]:
+    key = settings.alerta.api_key.get_secret_value() if settings.alerta.api_key else ""
+    response = httpx.get(
+        f"{endpoint or settings.alerta.endpoint}/alerts", params={"resource": resource, "event": "NegativeSentimentSpike"},
+        headers={"Authorization": f"Key {key}"}, timeout=10,
+    )
+    response.raise_for_status()
+    return list(response.json()["alerts"])
+
+
+def json_if(url: str, check: Any) -> dict[str, Any] | None:
+    try:
+        response = httpx.get(url, timeout=5)
+    except httpx.TransportError:
+        return None
+    if response.status_code != 200:
+        return None
+    body = response.json()
+    return body if check(body) else None

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from finpulse.infra.topics import NEWS_RAW, NEWS_RAW_DLQ, topic_name
@@ -17,7 +16,7 @@ from finpulse.settings import Settings
 from finpulse.streams.ids import article_id
 from finpulse.streams.records import DeadLetter, NewsArticle
 
-from .harness import WorkerProcess, consume_all, produce, wait_for
+from .harness import WorkerProcess, alerts, consume_all, json_if, produce, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -48,25 +47,6 @@ def _count(es: Any, settings: Settings) -> int:
     return int(es.count(index=index, ignore_unavailable=True, allow_no_indices=True)["count"])
 
 
-def _alerts(settings: Settings, resource: str) -> list[dict[str, Any]]:
-    key = settings.alerta.api_key.get_secret_value() if settings.alerta.api_key else ""
-    response = httpx.get(
-        f"{settings.alerta.endpoint}/alerts", params={"resource": resource, "event": "NegativeSentimentSpike"},
-        headers={"Authorization": f"Key {key}"}, timeout=10,
-    )
-    response.raise_for_status()
-    return list(response.json()["alerts"])
-
-
-def _json_if(url: str, check: Any) -> dict[str, Any] | None:
-    try:
-        response = httpx.get(url, timeout=5)
-    except httpx.TransportError:
-        return None
-    if response.status_code != 200:
-        return None
-    body = response.json()
-    return body if check(body) else None
 
 
 def test_burst_for_one_ticker_raises_one_alert_and_recovery_resolves_it(
@@ -91,27 +71,27 @@ def test_burst_for_one_ticker_raises_one_alert_and_recovery_resolves_it(
         _send(settings, burst + _window_articles(y, 1000, burst_window, 10, 1))
         sent += 22
         spikes = f"http://127.0.0.1:{settings.stream.web_port}/spikes/{x}/"
-        state = wait_for(lambda: _json_if(spikes, lambda s: s["raised"]), 120, f"the spike state of {x} to raise", worker)
+        state = wait_for(lambda: json_if(spikes, lambda s: s["raised"]), 120, f"the spike state of {x} to raise", worker)
         assert state["k"] >= 4, state
-        raised = wait_for(lambda: [a for a in _alerts(settings, x) if a["status"] == "open"], 120,
+        raised = wait_for(lambda: [a for a in alerts(settings, x) if a["status"] == "open"], 120,
                           f"an open alert for {x}", worker)
         assert len(raised) == 1
         text = raised[0]["text"]
         assert NEGATIVE in text and raised[0]["attributes"]["headlines"][0]["url"].startswith("https://news.example/"), text
         attributes = raised[0]["attributes"]
         assert attributes["n"] >= 5 and attributes["k"] / attributes["n"] > 0.5, attributes
-        assert _alerts(settings, y) == [], "normal traffic must not raise"
+        assert alerts(settings, y) == [], "normal traffic must not raise"
         for w in (9, 10):  # recovery: calm windows
             window = t0 + timedelta(seconds=w * WINDOW_S)
             calm = _window_articles(x, 5000 + w * 100, window, 10, 0)
             _send(settings, calm)
             sent += len(calm)
-        wait_for(lambda: all(a["status"] == "closed" for a in _alerts(settings, x)), 120,
+        wait_for(lambda: all(a["status"] == "closed" for a in alerts(settings, x)), 120,
                  f"the alert for {x} to close", worker)
         wait_for(lambda: _count(es_client, settings) >= sent, 120, f"{sent} documents", worker)
         time.sleep(2)
         assert _count(es_client, settings) == sent
-        assert len(_alerts(settings, x)) == 1, "the raise and the resolve are one Alerta alert"
+        assert len(alerts(settings, x)) == 1, "the raise and the resolve are one Alerta alert"
         hits = es_client.search(index=f"{settings.elasticsearch.index_prefix}-news-*", size=1,
                                 query={"term": {"tickers": x}}, sort=[{"published_at": "desc"}])["hits"]["hits"]
         assert hits[0]["_source"]["label"] in {"negative", "neutral", "positive"}
@@ -172,7 +152,7 @@ def test_restart_mid_stream_loses_and_duplicates_nothing(
     try:
         wait_for(lambda: _count(es_client, settings) >= len(articles), 180, "all documents", worker)
         spikes = f"http://127.0.0.1:{settings.stream.web_port}/spikes/RST/"
-        state = wait_for(lambda: _json_if(spikes, lambda s: s["n"] >= len(articles)), 60, "spike state", worker)
+        state = wait_for(lambda: json_if(spikes, lambda s: s["n"] >= len(articles)), 60, "spike state", worker)
         time.sleep(3)
         assert _count(es_client, settings) == len(articles)
         assert state["n"] == len(articles), "the spike table survived the restart and counted each article once"
