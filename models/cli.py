@@ -52,7 +52,8 @@ def train_cmd(
     if name is ModelName.recommend:  # the two-tower recommender's own loop: finpulse.recommend.cli
         from finpulse.recommend.cli import train_recommend_cmd
 
-        explicit = ctx.get_parameter_source("time_budget_min").name != "DEFAULT"
+        source = ctx.get_parameter_source("time_budget_min")
+        explicit = source is not None and source.name != "DEFAULT"
         return train_recommend_cmd(ctx, time_budget_min if explicit else None, epochs, base, seed)
     from finpulse.cli import settings_of
     from finpulse.models.train_sentiment import TrainConfig, train_sentiment

@@ -35,7 +35,7 @@ def build_tiny_bert(out_dir: Path, seed: int = 0, initializer_range: float = 0.2
     from finpulse.models.train_sentiment import PACKAGED_BASE, resolve_base
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_base(PACKAGED_BASE))
-    config = BertConfig(
+    config = BertConfig(  # type: ignore[call-arg]  # num_labels etc. go through PretrainedConfig's **kwargs
         vocab_size=len(tokenizer),
         hidden_size=32,
         num_hidden_layers=2,

@@ -333,7 +333,7 @@ def train_sentiment(
                     # Re-plan the decay to end with the time budget (throughput measured so far, evals included).
                     reachable = step + int((config.time_budget_s - elapsed) * step / elapsed)
                     plan["total"] = max(step + 1, min(planned_steps, reachable))
-                progress.update(step, plan["total"], smoothed, seen / max(elapsed, 1e-9), scheduler.get_last_lr()[0])
+                progress.update(step, plan["total"], float(smoothed), seen / max(elapsed, 1e-9), float(scheduler.get_last_lr()[0]))
                 if step % eval_every == 0 and run_eval():
                     stop_reason = "early stopping"
                     done = True

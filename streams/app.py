@@ -127,7 +127,8 @@ def create_app(
         verify_highwaters(consumer, kafka)
         return consumer
 
-    app._new_consumer = consumer_with_checked_highwaters  # table recovery must not trust ListOffsets alone
+    # Table recovery must not trust ListOffsets alone (streams/highwaters.py).
+    app._new_consumer = consumer_with_checked_highwaters  # type: ignore[method-assign]
     topics = StreamTopics.declare(app, settings)
     sinks = sinks_factory or (
         lambda: build_sinks(settings, on_retry=lambda name: metrics.sink_retries.labels(name).inc())

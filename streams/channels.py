@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import weakref
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import aclosing, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -70,7 +70,7 @@ def in_event(event: Any) -> Iterator[None]:
 
 
 
-async def _held_unless_finished(inner: AsyncIterator[Any], batched: bool) -> AsyncIterator[Any]:
+async def _held_unless_finished(inner: AsyncIterator[Any], batched: bool) -> AsyncGenerator[Any, None]:
     """Re-yield ``inner``; if the consumer of an item never comes back for the next one (the agent was
     cancelled or crashed while handling it), keep one reference on its messages so Faust's own ack,
     run when ``inner`` closes, does not mark them done (Faust acks by message refcount)."""

@@ -19,7 +19,7 @@ DEFAULT_CSV = Path("../shared/data/twitter-financial-news-sentiment/sent_train.c
 class ArticleSource(str, Enum):
     csv = "csv"
     news_scored = "news-scored"
-    index = "index"
+    es_index = "index"  # not `index`: that name is str.index
 
 
 def register(app: typer.Typer) -> None:
