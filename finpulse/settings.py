@@ -135,6 +135,9 @@ class ModelSettings(BaseModel):
     )
     intra_op_threads: int = Field(0, ge=0, description="onnxruntime intra-op threads (0 = one per core).")
     max_length: int = Field(128, ge=8, le=512, description="Tokens per text at most (longer texts are truncated).")
+    allow_spinning: bool = Field(
+        False, description="Let onnxruntime's intra-op threads spin-wait between runs (faster model alone, but takes CPU the worker needs)."
+    )
     inference_batch_size: int = Field(
         16, ge=1, description="Texts per onnxruntime call; a stream micro-batch is split into runs of this size (CPU favours 8-16)."
     )

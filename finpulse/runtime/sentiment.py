@@ -120,6 +120,9 @@ class SentimentRuntime:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.intra_op_num_threads = settings.intra_op_threads
         options.inter_op_num_threads = 1
+        # Spinning threads answer the next run a little sooner but burn the cores the worker's event loop, Kafka
+        # clients and co-located servers need (measured: model alone 747 vs 626 texts/s, end to end 286 vs 329 docs/s).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if settings.allow_spinning else "0")
         options.log_severity_level = 3
         available = ort.get_available_providers()
         providers = choose_providers(settings.providers, available)
