@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from finpulse.bench.pipeline import BenchConfig
+    from finpulse.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -40,31 +48,45 @@ def pipeline(
     torch_model_dir: Path | None = typer.Option(None, help="Trained (transformers) model dir of the seed baseline."),
     data: Path | None = typer.Option(None, help="Headline CSV (default <data_dir>/twitter-financial-news-sentiment/sent_valid.csv)."),
     out: Path = typer.Option(Path("bench-output/pipeline"), help="Output dir of the JSON, Markdown table and chart."),
-    start_stack: bool = typer.Option(True, help="Start the embedded stack (kept if already running)."),
+    start_stack: bool = typer.Option(
+        True, help="Start the embedded stack (kept if already running; stopped at the end if this run started it)."
+    ),
     timeout_s: float = typer.Option(300.0, help="Seconds an end-to-end run may take before the benchmark fails."),
 ) -> None:
     """Model ceiling, per-message vs micro-batched, seed baseline, end to end (1 and 2 workers), latency, RSS, CPU."""
     from rich.console import Console
 
-    from finpulse.bench.pipeline import BenchConfig, run_pipeline_bench
-    from finpulse.bench.report import render_table, render_targets, write_outputs
+    from finpulse.bench.pipeline import BenchConfig
     from finpulse.cli import settings_of
     from finpulse.settings import load_settings
 
     console = Console()
     settings = settings_of(ctx)
+    stop_stack: Callable[[], object] | None = None
     if start_stack:
         from finpulse.infra.stack.manager import Stack
 
         manager = Stack(settings.stack)
-        manager.up()
+        if all(status.action == "started" for status in manager.up()):
+            stop_stack = manager.down  # leave the machine as the run found it
         settings = load_settings(manager.env_file)
-    config = BenchConfig(
-        articles=articles, repeats=repeats, threads=threads, batch_sizes=_ints(batch_sizes), raw_texts=raw_texts,
-        single_texts=single_texts, seed_texts=seed_texts, latency_seconds=latency_seconds, load_levels=_floats(load_levels),
-        two_workers=two_workers, recommender_off_too=recommender_off, seed_baseline=seed_baseline, profile=profile, timeout_s=timeout_s,
-        model_dir=model_dir, torch_model_dir=torch_model_dir, data_file=data, out_dir=out,
-    )
+    try:
+        _run_and_report(settings, console, BenchConfig(
+            articles=articles, repeats=repeats, threads=threads, batch_sizes=_ints(batch_sizes), raw_texts=raw_texts,
+            single_texts=single_texts, seed_texts=seed_texts, latency_seconds=latency_seconds,
+            load_levels=_floats(load_levels), two_workers=two_workers, recommender_off_too=recommender_off,
+            seed_baseline=seed_baseline, profile=profile, timeout_s=timeout_s, model_dir=model_dir,
+            torch_model_dir=torch_model_dir, data_file=data, out_dir=out,
+        ))
+    finally:
+        if stop_stack is not None:
+            stop_stack()
+
+
+def _run_and_report(settings: Settings, console: Console, config: BenchConfig) -> None:
+    from finpulse.bench.pipeline import run_pipeline_bench
+    from finpulse.bench.report import render_table, render_targets, write_outputs
+
     with console.status("benchmarking") as status:
 
         def step(text: str) -> None:
@@ -77,7 +99,7 @@ def pipeline(
         console.print(f"seed baseline: {result.meta['seed']}")
     console.print(render_table(result))
     console.print(render_targets(result))
-    for kind, path in write_outputs(result, out).items():
+    for kind, path in write_outputs(result, config.out_dir).items():
         console.print(f"{kind}: {path}")
 
 
