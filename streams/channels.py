@@ -69,7 +69,6 @@ def in_event(event: Any) -> Iterator[None]:
         _current_event.reset(token)
 
 
-
 async def _held_unless_finished(inner: AsyncIterator[Any], batched: bool) -> AsyncGenerator[Any, None]:
     """Re-yield ``inner``; if the consumer of an item never comes back for the next one (the agent was
     cancelled or crashed while handling it), keep one reference on its messages so Faust's own ack,
@@ -98,15 +97,20 @@ async def batches(stream: Any, max_: int, within: float) -> AsyncIterator[AsyncI
     Use as ``async with batches(stream, n, wait) as taken: async for events in taken: ...``: leaving
     the block closes both generators at once, in the right order.
     """
-    async with aclosing(stream.take_events(max_, within=within)) as inner:
-        async with aclosing(_held_unless_finished(inner, batched=True)) as outer:
-            yield outer
+    async with _guarded(stream.take_events(max_, within=within), batched=True) as outer:
+        yield outer
 
 
 @asynccontextmanager
 async def each_event(stream: Any) -> AsyncIterator[AsyncIterator[Any]]:
     """``stream.events()`` that never acknowledges an event its loop body did not finish (see
     :func:`batches`)."""
-    async with aclosing(stream.events()) as inner:
-        async with aclosing(_held_unless_finished(inner, batched=False)) as outer:
-            yield outer
+    async with _guarded(stream.events(), batched=False) as outer:
+        yield outer
+
+
+@asynccontextmanager
+async def _guarded(source: Any, batched: bool) -> AsyncIterator[AsyncIterator[Any]]:
+    """Close the guard, then ``source``: the guard's hold must come before Faust's ack on close."""
+    async with aclosing(source) as inner, aclosing(_held_unless_finished(inner, batched)) as outer:
+        yield outer

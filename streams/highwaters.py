@@ -30,7 +30,8 @@ async def fetched_highwaters(kafka: KafkaSettings, listed: Mapping[Any, int], ti
     """``listed`` (partition → end offset from ListOffsets) raised to the high watermark a Fetch reports."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    result = {tp: int(end) if end is not None else 0 for tp, end in listed.items()}
+    listed_ends = {tp: int(end) if end is not None else 0 for tp, end in listed.items()}
+    result = dict(listed_ends)
     to_check = {TopicPartition(tp.topic, tp.partition): tp for tp, end in result.items() if end > 0}
     if not to_check:
         return result
@@ -58,7 +59,7 @@ async def fetched_highwaters(kafka: KafkaSettings, listed: Mapping[Any, int], ti
                            len(pending), timeout_s)
     finally:
         await consumer.stop()
-    raised = {f"{tp.topic}[{tp.partition}]": (listed[tp], end) for tp, end in result.items() if end != listed[tp]}
+    raised = {f"{tp.topic}[{tp.partition}]": (listed_ends[tp], end) for tp, end in result.items() if end != listed_ends[tp]}
     if raised:
         logger.info("highwaters raised from ListOffsets to the fetched high watermark: %s", raised)
     return result

@@ -142,10 +142,12 @@ def register(app: Any, topics: StreamTopics, settings: Settings, metrics: Stream
         if value is None:
             return
         entry = SpikeEntry.load(value, detector, tick.key)
-        keep_after = entry.keep_ids_after(detector.settings.window_s)
-        if tick.expired and keep_after is not None:
-            with in_event(event):
-                counted.discard(tick.key, tick.expired, keep_after)
+        if tick.expired:  # an expiry tick only expires; quiet keys get their own tick from the same timer run
+            keep_after = entry.keep_ids_after(detector.settings.window_s)
+            if keep_after is not None:
+                with in_event(event):
+                    counted.discard(tick.key, tick.expired, keep_after)
+            return
         now = tick.now.timestamp()
         if not entry.quiet(now, detector.settings.window_s):
             return

@@ -95,7 +95,8 @@ class NewsEncoder:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # runs inside the worker: see model.allow_spinning
+        # Always off: this encoder runs in the worker, beside the sentiment model (see model.allow_spinning).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
         try:
             session = ort.InferenceSession(str(directory / ENCODER_FILE), sess_options=options, providers=["CPUExecutionProvider"])

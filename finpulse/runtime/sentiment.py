@@ -121,7 +121,8 @@ class SentimentRuntime:
         options.intra_op_num_threads = settings.intra_op_threads
         options.inter_op_num_threads = 1
         # Spinning threads answer the next run a little sooner but burn the cores the worker's event loop, Kafka
-        # clients and co-located servers need (measured: model alone 747 vs 626 texts/s, end to end 286 vs 329 docs/s).
+        # clients and co-located servers need (finpulse bench pipeline, spinning vs not: model alone 747 vs 629
+        # texts/s, end to end 286 vs 362 docs/s).
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if settings.allow_spinning else "0")
         options.log_severity_level = 3
         available = ort.get_available_providers()
