@@ -3,6 +3,10 @@
 All backends tokenize inside the timed region and pad to the longest text of each batch. Repeats are
 interleaved across backends (round robin) so that load from other processes hits them alike; the reported
 figure is the median over repeats.
+
+``ort-fp32`` and ``ort-int8`` use the worker's session settings (``model.allow_spinning``, off by default: the
+worker shares its cores with the event loop). ``ort-int8-spin`` is the same int8 model with onnxruntime's own
+default, spin-waiting intra-op threads: how a process that does nothing but inference runs it.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from finpulse.settings import ModelSettings
 logger = logging.getLogger(__name__)
 
 BATCH_SIZES = (1, 8, 32)
-BACKENDS = ("torch-fp32", "ort-fp32", "ort-int8")
+BACKENDS = ("torch-fp32", "ort-fp32", "ort-int8", "ort-int8-spin")
+ORT_BACKENDS = BACKENDS[1:]
 
 
 def _timed(run: Callable[[Sequence[str]], Any], texts: Sequence[str], batch_size: int) -> float:
@@ -51,6 +56,8 @@ def run_bench(
     torch.set_num_threads(threads)
     local = settings.model_copy(update={"providers": ["cpu"], "intra_op_threads": threads})
     runtimes = {v: SentimentRuntime.load(onnx_dir, v, local, batch_size=max(batch_sizes)) for v in ("fp32", "int8")}  # type: ignore[arg-type]
+    spinning = local.model_copy(update={"allow_spinning": True})
+    runtimes["int8-spin"] = SentimentRuntime.load(onnx_dir, "int8", spinning, batch_size=max(batch_sizes))
     max_length = runtimes["fp32"].max_length
     model = AutoModelForSequenceClassification.from_pretrained(model_dir, dtype=torch.float32)
     model.eval()
@@ -65,6 +72,7 @@ def run_bench(
         "torch-fp32": torch_run,
         "ort-fp32": runtimes["fp32"].probabilities,
         "ort-int8": runtimes["int8"].probabilities,
+        "ort-int8-spin": runtimes["int8-spin"].probabilities,
     }
     for run in runners.values():  # warm-up
         run(texts[:32])
@@ -82,13 +90,15 @@ def run_bench(
     median = {key: statistics.median(runs) for key, runs in samples.items()}
     ratios = {
         f"{backend}/torch-fp32": {str(b): median[(backend, b)] / median[("torch-fp32", b)] for b in batch_sizes}
-        for backend in ("ort-fp32", "ort-int8")
+        for backend in ORT_BACKENDS
     }
     return {
         "texts": len(texts),
         "mean_chars": sum(len(t) for t in texts) / max(1, len(texts)),
         "repeats": repeats,
         "threads": threads,
+        "allow_spinning": local.allow_spinning,
+        "denormal_as_zero": local.denormal_as_zero,
         "max_length": max_length,
         "cpu_count": os.cpu_count(),
         "machine": platform.processor() or platform.machine(),

@@ -195,9 +195,9 @@ def bench_cmd(
     repeats: int = typer.Option(5, "--repeats", min=1),
     threads: int = typer.Option(0, "--threads", min=0, help="Threads for torch and onnxruntime (0 = all cores)."),
 ) -> None:
-    """Sequences/s of torch fp32, ORT fp32 and ORT int8 at batch 1/8/32 on the same headlines, same run."""
+    """Sequences/s of torch fp32, ORT fp32 and ORT int8 (worker settings, and spinning) at batch 1/8/32, same run."""
     from finpulse.cli import settings_of
-    from finpulse.models.bench import run_bench, write_bench
+    from finpulse.models.bench import BACKENDS, run_bench, write_bench
     from finpulse.models.data import load_twitter
     from finpulse.models.exceptions import ArtefactMissingError
 
@@ -215,14 +215,15 @@ def bench_cmd(
     table = Table(title=f"{name.value}: sequences/s, median of {repeats} ({len(headlines)} headlines, "
                         f"{report['threads']} threads)")
     table.add_column("batch")
-    for backend in ("torch-fp32", "ort-fp32", "ort-int8"):
+    for backend in BACKENDS:
         table.add_column(backend)
     table.add_column("int8 / torch")
+    table.add_column("int8-spin / torch")
     by = {(r["backend"], r["batch_size"]): r["seq_per_s"] for r in report["results"]}
     for b in sorted({r["batch_size"] for r in report["results"]}):
-        table.add_row(str(b), *(f"{by[(k, b)]:.1f}" for k in ("torch-fp32", "ort-fp32", "ort-int8")),
-                      f"{report['ratios']['ort-int8/torch-fp32'][str(b)]:.2f}x")
-    Console().print(table)
+        table.add_row(str(b), *(f"{by[(k, b)]:.1f}" for k in BACKENDS),
+                      *(f"{report['ratios'][f'{k}/torch-fp32'][str(b)]:.2f}x" for k in ("ort-int8", "ort-int8-spin")))
+    Console(width=120).print(table)
     typer.echo(f"bench: {json_path} {png_path}")
 
 

@@ -1,8 +1,12 @@
 """Evaluation of recommenders on held-out MIND-format impressions: AUC, MRR, nDCG@5, nDCG@10.
 
 Methods: random, popularity (clicks in the training period), the untuned base encoder (user = mean of the
-clicked articles' embeddings) and the fine-tuned two-tower model. Metrics follow MIND's definitions, per
-impression, averaged over impressions that have a history, a click and a non-click.
+clicked articles' embeddings) and the fine-tuned two-tower model. On simulated logs (a ``truth.tsv`` beside them)
+an oracle row ranks by the simulator's own click probabilities: the ceiling that click noise leaves any model.
+With ``truth_news.tsv`` a reference row knows every article's true attributes but infers the user's interests from
+the history like the models do (:mod:`finpulse.models.eval_reference`).
+Metrics follow MIND's definitions, per impression, averaged over impressions that have a history, a click and a
+non-click.
 """
 
 from __future__ import annotations
@@ -16,12 +20,16 @@ from typing import Any
 import numpy as np
 
 from finpulse.models.train_recommend import MindData, embed_all, load_encoder, load_mind, load_trained, news_tower_module, tokenize_titles
+from finpulse.recommend.exceptions import MindFormatError
 from finpulse.recommend.mind import Behavior
 from finpulse.recommend.ranking import UserTower, l2_normalise
+from finpulse.recommend.simulate import TRUTH_FILE, TRUTH_NEWS_FILE, read_truth, read_truth_news
 
 logger = logging.getLogger(__name__)
 
 METHODS = ("random", "popularity", "untuned MiniLM (mean of clicked)", "fine-tuned two-tower")
+ORACLE = "oracle (simulator's true relevance)"
+ATTRIBUTES = "true attributes + history (LR)"
 
 
 def auc(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -95,6 +103,22 @@ def evaluate_recommend(mind_dir: Path, trained_dir: Path | None, base: str, test
         ids, mask = tokenize_titles(tok, titles, length)
         emb = l2_normalise(embed_all(tower, ids, mask).numpy())
         results[METHODS[3]] = score_impressions(test, embedding_scorer(emb, user, int(metrics["config"]["history"])))
+    truth_path = mind_dir / TRUTH_FILE
+    if truth_path.is_file():
+        truth = read_truth(truth_path)
+
+        def oracle(b: Behavior) -> np.ndarray:
+            relevance = truth.get(b.impression_id)
+            if relevance is None or len(relevance) != len(b.impressions):
+                raise MindFormatError(f"{truth_path}: impression {b.impression_id} has no matching relevance row")
+            return relevance
+
+        results[ORACLE] = score_impressions(test, oracle)
+    attributes_path = mind_dir / TRUTH_NEWS_FILE
+    if attributes_path.is_file():
+        from finpulse.models.eval_reference import fit_attribute_ranker
+
+        results[ATTRIBUTES] = score_impressions(test, fit_attribute_ranker(data.train, read_truth_news(attributes_path)))
     return results
 
 
@@ -102,4 +126,16 @@ def format_table(results: dict[str, dict[str, Any]]) -> list[str]:
     lines = [f"{'method':<36} {'AUC':>7} {'MRR':>7} {'nDCG@5':>7} {'nDCG@10':>8}"]
     for name, r in results.items():
         lines.append(f"{name:<36} {r['auc']:>7.4f} {r['mrr']:>7.4f} {r['ndcg@5']:>7.4f} {r['ndcg@10']:>8.4f}")
+    return lines
+
+
+def ratio_lines(results: dict[str, dict[str, Any]]) -> list[str]:
+    """nDCG@10 of the fine-tuned model against popularity (the issue's 1.5x target) and against the oracle."""
+    tuned = results.get(METHODS[3])
+    if tuned is None:
+        return []
+    lines = [f"fine-tuned nDCG@10 / popularity = {tuned['ndcg@10'] / results['popularity']['ndcg@10']:.2f}x"]
+    if ORACLE in results:
+        lines.append(f"fine-tuned nDCG@10 / oracle = {tuned['ndcg@10'] / results[ORACLE]['ndcg@10']:.2f}; "
+                     f"oracle / popularity = {results[ORACLE]['ndcg@10'] / results['popularity']['ndcg@10']:.2f}x")
     return lines

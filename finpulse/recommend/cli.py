@@ -118,7 +118,7 @@ def bench(
         typer.echo(line)
 
 
-DEFAULT_BUDGET_MIN = 8.0
+DEFAULT_BUDGET_MIN = 10.0
 
 
 def _recommend_dirs(settings: object) -> tuple[Path, Path, Path]:
@@ -151,7 +151,7 @@ def train_recommend_cmd(
     """``finpulse model train recommend``: simulated MIND logs (made once if missing), fine-tuning, export, evaluation."""
     from finpulse.cli import settings_of
     from finpulse.export.recommend import export_recommend
-    from finpulse.models.eval_recommend import evaluate_recommend, format_table
+    from finpulse.models.eval_recommend import evaluate_recommend, format_table, ratio_lines
     from finpulse.models.train_recommend import RecTrainConfig, load_mind, train_recommend
 
     settings = settings_of(ctx)
@@ -171,7 +171,7 @@ def train_recommend_cmd(
     samples = [data.news[n].title for n in list(data.news)[:64]]
     export_recommend(train_dir, onnx_dir, samples, eval_results=results)
     typer.echo(f"held-out impressions of {logs} (simulated logs, not MIND):")
-    for line in format_table(results):
+    for line in [*format_table(results), *ratio_lines(results)]:
         typer.echo(line)
     typer.echo(f"exported to {onnx_dir}")
 
@@ -209,7 +209,7 @@ def eval_cmd(
     import json
 
     from finpulse.cli import settings_of
-    from finpulse.models.eval_recommend import evaluate_recommend, format_table
+    from finpulse.models.eval_recommend import evaluate_recommend, format_table, ratio_lines
 
     settings = settings_of(ctx)
     mind_dir, train_dir, _ = _recommend_dirs(settings)
@@ -218,5 +218,5 @@ def eval_cmd(
     results = evaluate_recommend(logs, train_dir if metrics else None, settings.model.base_model, test_days)
     simulated = "simulated logs, not MIND" if mind is None else "logs given with --mind"
     typer.echo(f"held-out impressions of {logs} ({simulated}):")
-    for line in format_table(results):
+    for line in [*format_table(results), *ratio_lines(results)]:
         typer.echo(line)

@@ -97,6 +97,9 @@ class NewsEncoder:
         options.inter_op_num_threads = 1
         # Always off: this encoder runs in the worker, beside the sentiment model (see model.allow_spinning).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # Flush denormals to zero: masked attention softmax is several times faster, outputs unchanged
+        # (the reason is in finpulse.runtime.sentiment, setting model.denormal_as_zero).
+        options.add_session_config_entry("session.set_denormal_as_zero", "1")
         options.log_severity_level = 3
         try:
             session = ort.InferenceSession(str(directory / ENCODER_FILE), sess_options=options, providers=["CPUExecutionProvider"])

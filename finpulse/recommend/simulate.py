@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from finpulse.recommend.exceptions import ArticleSourceError
+from finpulse.recommend.exceptions import ArticleSourceError, MindFormatError
 from finpulse.recommend.mind import Behavior, Impression, MindNews, write_behaviors, write_news
 from finpulse.recommend.sectors import ALL_SECTORS, ALL_TOPICS, sector_of, topic_of
 
@@ -121,9 +121,13 @@ class ClickModel:
         return (c.base_logit + c.sector_weight * sector + c.topic_weight * topic + c.ticker_weight * ticker
                 + c.tone_weight * user.tone * article.sentiment)
 
+    def relevance(self, user: SimUser, article: SimArticle) -> float:
+        """sigmoid(affinity): the click probability without position bias and time of day, what an ideal ranker orders by."""
+        return 1.0 / (1.0 + math.exp(-self.affinity(user, article)))
+
     def probability(self, user: SimUser, article: SimArticle, position: int, hour: float) -> float:
-        p = 1.0 / (1.0 + math.exp(-self.affinity(user, article)))
-        return min(1.0, p * position_bias(position, self.config.position_exponent) * engagement(hour))
+        return min(1.0, self.relevance(user, article) * position_bias(position, self.config.position_exponent)
+                   * engagement(hour))
 
 
 class ClickSimulator:
@@ -182,20 +186,86 @@ class ClickSimulator:
                 yield self._page(user, f"{user.user_id}-S{k}", t + 30.0 * p)
 
 
+TRUTH_FILE = "truth.tsv"
+TRUTH_NEWS_FILE = "truth_news.tsv"
+
+
+@dataclass(frozen=True, slots=True)
+class TrueAttributes:
+    """What the simulator's click model knows about an article (:data:`TRUTH_NEWS_FILE`)."""
+
+    sector: str
+    topic: str
+    sentiment: int
+    tickers: tuple[str, ...]
+
+
+def write_truth_news(path: Path, rows: Sequence[tuple[str, SimArticle]]) -> None:
+    """``news id <TAB> sector <TAB> topic <TAB> sentiment <TAB> space-separated tickers`` per article."""
+    with path.open("w", encoding="utf-8") as handle:
+        for news_id, a in rows:
+            handle.write(f"{news_id}\t{a.sector}\t{a.topic}\t{a.sentiment}\t{' '.join(a.tickers)}\n")
+
+
+def read_truth_news(path: Path) -> dict[str, TrueAttributes]:
+    out: dict[str, TrueAttributes] = {}
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            fields = line.rstrip("\n").split("\t")
+            if len(fields) != 5:
+                raise MindFormatError(f"{path}:{number}: expected 5 tab-separated fields, got {len(fields)}")
+            try:
+                sentiment = int(fields[3])
+            except ValueError as exc:
+                raise MindFormatError(f"{path}:{number}: bad sentiment {fields[3]!r}") from exc
+            out[fields[0]] = TrueAttributes(fields[1], fields[2], sentiment, tuple(fields[4].split()))
+    return out
+
+
+def write_truth(path: Path, rows: Sequence[tuple[str, Sequence[float]]]) -> None:
+    """``impression id <TAB> relevance of each shown article`` (same order as its impressions)."""
+    with path.open("w", encoding="utf-8") as handle:
+        for impression_id, relevances in rows:
+            handle.write(impression_id + "\t" + " ".join(f"{r:.6g}" for r in relevances) + "\n")
+
+
+def read_truth(path: Path) -> dict[str, np.ndarray]:
+    """The simulator's true relevances per impression id (:data:`TRUTH_FILE`)."""
+    truth: dict[str, np.ndarray] = {}
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            impression_id, sep, values = line.rstrip("\n").partition("\t")
+            try:
+                truth[impression_id] = np.asarray([float(v) for v in values.split()], dtype=np.float64)
+            except ValueError as exc:
+                raise MindFormatError(f"{path}:{number}: bad relevance value ({exc})") from exc
+            if not sep:
+                raise MindFormatError(f"{path}:{number}: expected 'impression id<TAB>relevances'")
+    return truth
+
+
 def write_mind_logs(
     simulator: ClickSimulator, out_dir: Path, start: float, history_length: int = 50
 ) -> tuple[int, int]:
-    """``news.tsv`` and ``behaviors.tsv`` of the simulation in ``out_dir``; returns (articles, impressions)."""
+    """``news.tsv``, ``behaviors.tsv`` and the simulator's truth of the simulation in ``out_dir``.
+
+    :data:`TRUTH_FILE` holds the position-free click probability of every shown article: it gives the evaluation an
+    oracle row (the best ranking any model could reach on these logs). :data:`TRUTH_NEWS_FILE` holds the article
+    attributes the click model used. Training never reads either. Returns (articles, impressions).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     news_ids = {a.id: f"N{i + 1}" for i, a in enumerate(simulator.articles)}
     history: dict[str, list[str]] = {}
     behaviors: list[Behavior] = []
+    truth: list[tuple[str, list[float]]] = []
     for page in simulator.pages(start):
         past = history.setdefault(page.user.user_id, [])
         items = tuple(Impression(news_ids[s.article.id], s.clicked) for s in page.shown)
         if any(s.clicked for s in page.shown):
             behaviors.append(Behavior(str(len(behaviors) + 1), page.user.user_id, page.time.replace(tzinfo=None),
                                       tuple(past[-history_length:]), items))
+            truth.append((behaviors[-1].impression_id,
+                          [simulator.model.relevance(page.user, s.article) for s in page.shown]))
         for s in page.shown:
             if s.clicked:
                 past.append(news_ids[s.article.id])
@@ -204,6 +274,8 @@ def write_mind_logs(
     ]
     write_news(out_dir / "news.tsv", news)
     write_behaviors(out_dir / "behaviors.tsv", behaviors)
+    write_truth(out_dir / TRUTH_FILE, truth)
+    write_truth_news(out_dir / TRUTH_NEWS_FILE, [(news_ids[a.id], a) for a in simulator.articles])
     logger.info("wrote %d articles and %d impressions to %s", len(news), len(behaviors), out_dir)
     return len(news), len(behaviors)
 

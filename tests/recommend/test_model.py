@@ -110,14 +110,34 @@ def test_corrupt_artefact_is_refused(trained: Path, tmp_path: Path) -> None:
         load_model(out)
 
 
-def test_evaluation_table(trained: Path, mind_dir: Path, tiny_bert: Path) -> None:
-    from finpulse.models.eval_recommend import METHODS, auc, evaluate_recommend, format_table, mrr, ndcg
+def test_evaluation_table(trained: Path, mind_dir: Path, tiny_bert: Path, tmp_path: Path) -> None:
+    from finpulse.models.eval_recommend import (
+        ATTRIBUTES,
+        METHODS,
+        ORACLE,
+        auc,
+        evaluate_recommend,
+        format_table,
+        mrr,
+        ndcg,
+        ratio_lines,
+    )
 
     results = evaluate_recommend(mind_dir, trained, str(tiny_bert))
-    assert list(results) == list(METHODS)
+    assert list(results) == [*METHODS, ORACLE, ATTRIBUTES]  # simulated logs carry the simulator's truth files
     for r in results.values():
         assert 0.0 <= r["auc"] <= 1.0 and 0.0 <= r["ndcg@10"] <= 1.0 and r["impressions"] > 0
-    assert len(format_table(results)) == 5
+    # Ranking by the simulator's own click probabilities is far better than chance.
+    assert results[ORACLE]["auc"] > 0.7 and results[ORACLE]["ndcg@10"] > results["random"]["ndcg@10"]
+    assert results[ATTRIBUTES]["auc"] > 0.6  # knowing what articles are about ranks well above chance
+    assert len(format_table(results)) == 7
+    ratio = results[METHODS[3]]["ndcg@10"] / results["popularity"]["ndcg@10"]
+    assert ratio_lines(results)[0] == f"fine-tuned nDCG@10 / popularity = {ratio:.2f}x"
+    moved = tmp_path / "mind"
+    moved.mkdir()
+    for name in ("news.tsv", "behaviors.tsv"):
+        (moved / name).write_bytes((mind_dir / name).read_bytes())
+    assert list(evaluate_recommend(moved, None, str(tiny_bert))) == list(METHODS[:3])  # real MIND logs: no truth rows
     labels = np.asarray([0, 1, 0, 0])
     assert auc(labels, np.asarray([0.1, 0.9, 0.2, 0.3])) == 1.0
     assert mrr(labels, np.asarray([0.9, 0.8, 0.1, 0.0])) == 0.5

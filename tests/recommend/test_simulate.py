@@ -6,10 +6,23 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from finpulse.recommend.exceptions import MindFormatError
 from finpulse.recommend.mind import read_behaviors, read_news
 from finpulse.recommend.sectors import sector_of, topic_of
-from finpulse.recommend.simulate import ClickSimulator, SimArticle, SimConfig, default_start, page_events, write_mind_logs
+from finpulse.recommend.simulate import (
+    TRUTH_FILE,
+    TRUTH_NEWS_FILE,
+    ClickSimulator,
+    SimArticle,
+    SimConfig,
+    default_start,
+    page_events,
+    read_truth,
+    read_truth_news,
+    write_mind_logs,
+)
 
 START = default_start()
 TITLES = {
@@ -38,7 +51,7 @@ def test_same_seed_same_logs(tmp_path: Path) -> None:
     write_mind_logs(ClickSimulator(articles(), config, seed=3), tmp_path / "a", START)
     write_mind_logs(ClickSimulator(articles(), config, seed=3), tmp_path / "b", START)
     write_mind_logs(ClickSimulator(articles(), config, seed=4), tmp_path / "c", START)
-    for name in ("news.tsv", "behaviors.tsv"):
+    for name in ("news.tsv", "behaviors.tsv", TRUTH_FILE, TRUTH_NEWS_FILE):
         assert digest(tmp_path / "a" / name) == digest(tmp_path / "b" / name)
     assert digest(tmp_path / "a" / "behaviors.tsv") != digest(tmp_path / "c" / "behaviors.tsv")
     news = read_news(tmp_path / "a" / "news.tsv")
@@ -47,6 +60,45 @@ def test_same_seed_same_logs(tmp_path: Path) -> None:
     for user in {b.user_id for b in behaviors}:
         times = [b.time for b in behaviors if b.user_id == user]
         assert times == sorted(times)
+
+
+def test_truth_rows_match_impressions(tmp_path: Path) -> None:
+    write_mind_logs(ClickSimulator(articles(), SimConfig(users=80, days=2), seed=5), tmp_path, START)
+    news = read_news(tmp_path / "news.tsv")
+    behaviors = list(read_behaviors(tmp_path / "behaviors.tsv", news))
+    truth = read_truth(tmp_path / TRUTH_FILE)
+    assert set(truth) == {b.impression_id for b in behaviors}
+    clicked, skipped = [], []
+    for b in behaviors:
+        relevance = truth[b.impression_id]
+        assert len(relevance) == len(b.impressions) and ((relevance > 0) & (relevance < 1)).all()
+        clicked += [r for r, i in zip(relevance, b.impressions, strict=True) if i.clicked]
+        skipped += [r for r, i in zip(relevance, b.impressions, strict=True) if not i.clicked]
+    assert np.mean(clicked) > 3 * np.mean(skipped)  # clicks follow the true relevance
+    attrs = read_truth_news(tmp_path / TRUTH_NEWS_FILE)
+    assert set(attrs) == set(news)
+    by_title = {a.title: a for a in articles()}
+    for news_id, item in news.items():
+        source = by_title[item.title]
+        assert (attrs[news_id].sector, attrs[news_id].topic, attrs[news_id].sentiment, attrs[news_id].tickers) == (
+            source.sector, source.topic, source.sentiment, source.tickers)
+
+
+def test_malformed_truth_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / TRUTH_FILE
+    path.write_text("1\t0.5 0.25\n2\t0.5 x\n", encoding="utf-8")
+    with pytest.raises(MindFormatError, match=r"truth.tsv:2: bad relevance"):
+        read_truth(path)
+    path.write_text("1 0.5\n", encoding="utf-8")
+    with pytest.raises(MindFormatError, match=r"truth.tsv:1: expected"):
+        read_truth(path)
+    news = tmp_path / TRUTH_NEWS_FILE
+    news.write_text("N1\tenergy\tmacro\t-1\tXOM CVX\nN2\tenergy\tmacro\tbad\t\n", encoding="utf-8")
+    with pytest.raises(MindFormatError, match=r"truth_news.tsv:2: bad sentiment"):
+        read_truth_news(news)
+    news.write_text("N1\tenergy\n", encoding="utf-8")
+    with pytest.raises(MindFormatError, match=r"truth_news.tsv:1: expected 5"):
+        read_truth_news(news)
 
 
 def test_position_bias_and_interests_show_in_clicks() -> None:

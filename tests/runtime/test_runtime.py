@@ -139,3 +139,13 @@ def test_cuda_io_binding_matches_cpu(tiny_onnx_dir: Path) -> None:
     assert gpu.providers[0] == "CUDAExecutionProvider"
     assert gpu._use_iobinding
     np.testing.assert_allclose(gpu.probabilities(texts), cpu.probabilities(texts), atol=1e-3)
+
+
+def test_flush_to_zero_is_set_and_changes_no_output(tiny_onnx_dir: Path) -> None:
+    texts = [e.text for e in synthetic_examples(40, seed=4)] + ["short", "a much longer headline " * 5]
+    on = SentimentRuntime.load(tiny_onnx_dir, "fp32", SETTINGS)
+    off = SentimentRuntime.load(tiny_onnx_dir, "fp32", SETTINGS.model_copy(update={"denormal_as_zero": False}))
+    entry = "session.set_denormal_as_zero"
+    assert on._session.get_session_options().get_session_config_entry(entry) == "1"
+    assert off._session.get_session_options().get_session_config_entry(entry) == "0"
+    np.testing.assert_allclose(on.probabilities(texts), off.probabilities(texts), atol=1e-6)
