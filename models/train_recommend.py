@@ -92,9 +92,12 @@ def news_tower_module(bert: Any, trainable_layers: int) -> Any:
             super().__init__()
             self.bert = bert
             layers = len(bert.encoder.layer)
-            if not 0 < trainable_layers <= layers:
-                raise TrainingError(f"trainable_layers must be in 1..{layers}, got {trainable_layers}")
-            self.split = layers - trainable_layers
+            if trainable_layers < 1:
+                raise TrainingError(f"trainable_layers must be at least 1, got {trainable_layers}")
+            if trainable_layers > layers:
+                logger.warning("trainable_layers %d > the base model's %d layers: training all of them",
+                               trainable_layers, layers)
+            self.split = max(0, layers - trainable_layers)
 
         @staticmethod
         def extended(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

@@ -148,3 +148,15 @@ def torch_no_grad():  # noqa: ANN201 - a context manager from torch, imported la
     import torch
 
     return torch.no_grad()
+
+
+def test_trainable_layers_beyond_the_base_train_all(tiny_bert: Path) -> None:
+    from finpulse.models.exceptions import TrainingError
+    from finpulse.models.train_recommend import load_encoder, news_tower_module
+
+    bert, _ = load_encoder(str(tiny_bert))
+    layers = len(bert.encoder.layer)
+    assert news_tower_module(bert, layers + 3).split == 0
+    assert news_tower_module(bert, 1).split == layers - 1
+    with pytest.raises(TrainingError, match="at least 1"):
+        news_tower_module(bert, 0)
