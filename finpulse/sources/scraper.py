@@ -23,7 +23,7 @@ from finpulse.settings import ScrapeSettings, Settings
 from finpulse.sources.exceptions import FetchError, ProducerError
 from finpulse.sources.extract import decode_text, extract_article
 from finpulse.sources.feeds import FeedEntry, FeedParseError, ParsedFeed, parse_feed
-from finpulse.sources.fetch import Fetcher
+from finpulse.sources.fetch import Fetcher, FetchResult
 from finpulse.sources.robots import RobotsCache
 from finpulse.sources.sink import ArticleSink, KafkaArticleSink
 from finpulse.sources.state import FeedValidators, ScrapeState
@@ -103,7 +103,17 @@ class Scraper:
         stats = PollStats()
         in_flight: set[str] = set()
         try:
-            await asyncio.gather(*(self._poll_feed(url, stats, in_flight) for url in self.feeds))
+            fetched = await asyncio.gather(*(self._fetch_feed(url, stats) for url in self.feeds))
+            feeds = [item for item in fetched if item is not None]
+            # One gather over the entries of every feed, in the configured feed order: each entry claims its article
+            # id before its first await, so when two feeds carry the same article the earlier-listed feed's version
+            # is kept, whatever order the feeds arrived in.
+            jobs = [(url, feed, entry) for url, _, feed in feeds for entry in feed.entries]
+            outcomes = await asyncio.gather(*(self._entry(feed, entry, stats, in_flight) for _, feed, entry in jobs))
+            failed = {url for (url, _, _), ok in zip(jobs, outcomes, strict=True) if not ok}
+            for url, result, _ in feeds:
+                if url not in failed:  # a failed send must not be hidden behind a 304 next time
+                    self.state.feeds[url] = FeedValidators(result.etag, result.last_modified)
         finally:
             self.state.save()
         logger.info(
@@ -134,33 +144,32 @@ class Scraper:
                     await asyncio.wait_for(stop.wait(), remaining)
         return totals
 
-    async def _poll_feed(self, url: str, stats: PollStats, in_flight: set[str]) -> None:
+    async def _fetch_feed(self, url: str, stats: PollStats) -> tuple[str, FetchResult, ParsedFeed] | None:
+        """The feed at ``url``, parsed; None when it is disallowed, unchanged or failed (counted in ``stats``)."""
         stats.feeds += 1
         if not await self.robots.allowed(url):
             stats.robots_denied += 1
             logger.warning("feed %s is disallowed by robots.txt; skipped", url)
-            return
+            return None
         validators = self.state.feeds.get(url, FeedValidators())
         try:
             result = await self.fetcher.get(url, etag=validators.etag, last_modified=validators.last_modified, accept=FEED_ACCEPT)
         except FetchError as exc:
             stats.feed_errors += 1
             logger.warning("feed %s: %s; skipped this poll", url, exc.reason)
-            return
+            return None
         if result.not_modified:
             stats.not_modified += 1
             logger.debug("feed %s not modified", url)
-            return
+            return None
         try:
             feed = parse_feed(result.content, url, result.headers)
         except FeedParseError as exc:
             stats.feed_errors += 1
             logger.error("feed %s skipped: %s", url, exc)
-            return
+            return None
         stats.entries += len(feed.entries)
-        outcomes = await asyncio.gather(*(self._entry(feed, entry, stats, in_flight) for entry in feed.entries))
-        if all(outcomes):  # a failed send must not be hidden behind a 304 next time
-            self.state.feeds[url] = FeedValidators(result.etag, result.last_modified)
+        return url, result, feed
 
     async def _entry(self, feed: ParsedFeed, entry: FeedEntry, stats: PollStats, in_flight: set[str]) -> bool:
         """Handle one feed entry; False when it should be tried again on the next poll."""

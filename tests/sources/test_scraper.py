@@ -45,6 +45,17 @@ async def poll(config: ScrapeSettings, sink: ArticleSink, urls: list[str], times
         return [await scraper.poll_once() for _ in range(times)]
 
 
+def test_the_earlier_listed_feed_wins_a_shared_article_whatever_arrives_first(
+    site: Site, scrape_config: ScrapeSettings
+) -> None:
+    serve_all(site)
+    site.fixture("/feeds/markets.rss", "feed.rss", content_type=RSS_TYPE, delay_s=0.5)  # listed first, arrives last
+    sink = ListSink()
+    [stats] = asyncio.run(poll(scrape_config, sink, feeds(site)[:2]))
+    apple = next(a for a in sink.articles if a.title == "Apple beats estimates as iPhone sales climb")
+    assert apple.summary == "Apple reported record quarterly revenue." and stats.duplicates == 1
+
+
 def test_first_poll_sends_each_article_once(site: Site, scrape_config: ScrapeSettings, caplog: pytest.LogCaptureFixture) -> None:
     serve_all(site, slow=True)
     sink = ListSink()
