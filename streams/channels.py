@@ -97,7 +97,7 @@ async def batches(stream: Any, max_: int, within: float) -> AsyncIterator[AsyncI
     Use as ``async with batches(stream, n, wait) as taken: async for events in taken: ...``: leaving
     the block closes both generators at once, in the right order.
     """
-    async with _guarded(stream.take_events(max_, within=within), batched=True) as outer:
+    async with _guarded(stream, stream.take_events(max_, within=within), batched=True) as outer:
         yield outer
 
 
@@ -105,12 +105,21 @@ async def batches(stream: Any, max_: int, within: float) -> AsyncIterator[AsyncI
 async def each_event(stream: Any) -> AsyncIterator[AsyncIterator[Any]]:
     """``stream.events()`` that never acknowledges an event its loop body did not finish (see
     :func:`batches`)."""
-    async with _guarded(stream.events(), batched=False) as outer:
+    async with _guarded(stream, stream.events(), batched=False) as outer:
         yield outer
 
 
 @asynccontextmanager
-async def _guarded(source: Any, batched: bool) -> AsyncIterator[AsyncIterator[Any]]:
-    """Close the guard, then ``source``: the guard's hold must come before Faust's ack on close."""
-    async with aclosing(source) as inner, aclosing(_held_unless_finished(inner, batched)) as outer:
-        yield outer
+async def _guarded(stream: Any, source: Any, batched: bool) -> AsyncIterator[AsyncIterator[Any]]:
+    """Close the guard, then ``source``: the guard's hold must come before Faust's ack on close.
+
+    Then switch the stream's acks off for good. ``take_events`` fills its buffer from a background drainer
+    that keeps pulling the events already queued in the channel until the stream itself stops, and closing
+    ``take_events`` turns the stream's acks back on: without this, those queued events would be acknowledged
+    (and their offsets committed on shutdown) unprocessed.
+    """
+    try:
+        async with aclosing(source) as inner, aclosing(_held_unless_finished(inner, batched)) as outer:
+            yield outer
+    finally:
+        stream.enable_acks = False

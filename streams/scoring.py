@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
@@ -112,6 +112,10 @@ def register(
         async with batches(stream, stream_settings.batch_size, stream_settings.batch_wait_s) as taken:
             async for events in taken:
                 metrics.events_in.labels(AGENT).inc(len(events))
+                # Kafka's acknowledgements of every record this batch produces: the batch is finished (and its
+                # offsets become committable) only once all of them arrived. A failed produce crashes the agent and
+                # the batch is re-delivered instead of skipped.
+                deliveries: list[Awaitable[Any]] = []
                 batch: list[NewsArticle] = []
                 for event in events:
                     message = event.message
@@ -121,7 +125,7 @@ def register(
                             topic=message.topic, partition=message.partition, offset=message.offset,
                             key=event.key, value=event.value, err=result,
                         )
-                        await topics.news_raw_dlq.send(key=event.key, value=encode_checked(letter))
+                        deliveries.append(await topics.news_raw_dlq.send(key=event.key, value=encode_checked(letter)))
                         metrics.dlq.labels(message.topic, result.error_type).inc()
                         logger.info("dead-lettered %s[%d]@%d: %s", message.topic, message.partition,
                                     message.offset, result.reason[:200])
@@ -131,6 +135,7 @@ def register(
                         continue
                     batch.append(result.value)
                 if not batch:
+                    await asyncio.gather(*deliveries)
                     continue
                 metrics.batch_size.labels(AGENT).observe(len(batch))
                 started = time.perf_counter()
@@ -139,7 +144,8 @@ def register(
                 for article, prediction in zip(batch, predictions, strict=True):
                     scored = to_scored(article, prediction, scorer.model_version)
                     key = article.id.encode()
-                    await topics.news_scored.send(key=key, value=encode_checked(scored))
+                    deliveries.append(await topics.news_scored.send(key=key, value=encode_checked(scored)))
                     for obs in observations(scored, settings.spike.negative_threshold):
-                        await topics.observations.send(key=obs.key.encode(), value=obs.to_bytes())
+                        deliveries.append(await topics.observations.send(key=obs.key.encode(), value=obs.to_bytes()))
+                await asyncio.gather(*deliveries)
                 metrics.events_out.labels(AGENT).inc(len(batch))

@@ -32,6 +32,7 @@ class FakeStream:
     def __init__(self, count: int, batch: int) -> None:
         self.items = [_event(offset) for offset in range(count)]
         self.batch = batch
+        self.enable_acks = True  # Faust's flag: the stream acks what its own iteration (or drainer) passes on
 
     @staticmethod
     def _ack(event: FakeEvent) -> None:
@@ -114,3 +115,17 @@ def test_each_event_holds_only_the_unfinished_event() -> None:
     finished = FakeStream(3, batch=1)
     asyncio.run(_consume_each(finished, fail_at=None))
     assert finished.acked() == [0, 1, 2]
+
+
+@pytest.mark.parametrize("fail_at", [None, 1])
+def test_the_stream_acks_nothing_once_the_guard_closed(fail_at: int | None) -> None:
+    """take_events' background drainer keeps pulling queued events until the stream stops; closing
+    take_events turns acks back on, so the guard turns them off: queued events stay unacknowledged."""
+    for consume in (_consume_batches, _consume_each):
+        stream = FakeStream(count=8, batch=4)
+        if fail_at is None:
+            asyncio.run(consume(stream, None))
+        else:
+            with pytest.raises(RuntimeError):
+                asyncio.run(consume(stream, fail_at))
+        assert stream.enable_acks is False
