@@ -69,19 +69,22 @@ def in_event(event: Any) -> Iterator[None]:
         _current_event.reset(token)
 
 
-async def _held_unless_finished(inner: AsyncIterator[Any], batched: bool) -> AsyncGenerator[Any, None]:
-    """Re-yield ``inner``; if the consumer of an item never comes back for the next one (the agent was
-    cancelled or crashed while handling it), keep one reference on its messages so Faust's own ack,
-    run when ``inner`` closes, does not mark them done (Faust acks by message refcount)."""
+async def _held_until_finished(inner: AsyncIterator[Any], batched: bool) -> AsyncGenerator[Any, None]:
+    """Re-yield ``inner``, holding one reference on each item's messages until the loop body comes back
+    for the next item; only then is that reference released with an ack.
+
+    Faust acks by message refcount: the offset becomes committable when the last holder acks. Faust's own
+    ack of an item happens when ``inner`` moves on *or is closed*, and ``Stream.on_stop`` closes it from
+    outside (a graceful stop) while the agent may still be writing the item's outputs. With this hold, an
+    item whose loop body never finished (stopped, cancelled or crashed half-way) is never acknowledged.
+    """
     async for item in inner:
-        finished = False
-        try:
-            yield item
-            finished = True
-        finally:
-            if not finished:
-                for event in item if batched else [item]:
-                    event.message.incref()
+        events = item if batched else [item]
+        for event in events:
+            event.message.incref()
+        yield item
+        for event in events:  # reached only when the loop body finished the item
+            event.ack()
 
 
 @asynccontextmanager
@@ -89,8 +92,9 @@ async def batches(stream: Any, max_: int, within: float) -> AsyncIterator[AsyncI
     """``stream.take_events`` that never acknowledges a batch its loop body did not finish.
 
     ``take_events`` acknowledges every buffered event when its generator closes, also when the agent
-    was cancelled (a graceful stop) or crashed half-way through the batch; the consumer then commits
-    those offsets on shutdown although their outputs were never written. Here an unfinished batch's
+    was cancelled or crashed half-way through the batch, and on a graceful stop ``Stream.on_stop``
+    closes it while the agent may still be writing the batch; the consumer then commits those offsets
+    on shutdown although their outputs were never written. Here an unfinished batch's
     messages stay unacknowledged, their offsets are not committed, and the next start re-delivers
     them (every output is idempotent).
 
@@ -119,7 +123,7 @@ async def _guarded(stream: Any, source: Any, batched: bool) -> AsyncIterator[Asy
     (and their offsets committed on shutdown) unprocessed.
     """
     try:
-        async with aclosing(source) as inner, aclosing(_held_unless_finished(inner, batched)) as outer:
+        async with aclosing(source) as inner, aclosing(_held_until_finished(inner, batched)) as outer:
             yield outer
     finally:
         stream.enable_acks = False

@@ -8,7 +8,7 @@ refcount logic the guards rely on is Faust's own.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 import pytest
@@ -20,6 +20,9 @@ from finpulse.streams.channels import batches, each_event
 @dataclass
 class FakeEvent:
     message: Message
+
+    def ack(self) -> bool:  # faust.Event.ack: one reference fewer, final ack at zero
+        return self.message.ack(None)  # type: ignore[arg-type]
 
 
 def _event(offset: int) -> FakeEvent:
@@ -33,26 +36,38 @@ class FakeStream:
         self.items = [_event(offset) for offset in range(count)]
         self.batch = batch
         self.enable_acks = True  # Faust's flag: the stream acks what its own iteration (or drainer) passes on
+        self.active: list[AsyncGenerator[object, None]] = []
 
-    @staticmethod
-    def _ack(event: FakeEvent) -> None:
-        event.message.ack(None)  # type: ignore[arg-type]
+    def take_events(self, max_: int, within: float) -> AsyncGenerator[list[FakeEvent], None]:
+        agen = self._take_events(max_)
+        self.active.append(agen)  # Faust tracks its buffering generators to close them on stop
+        return agen
 
-    async def take_events(self, max_: int, within: float) -> AsyncIterator[list[FakeEvent]]:
+    async def _take_events(self, max_: int) -> AsyncGenerator[list[FakeEvent], None]:
         for start in range(0, len(self.items), max_):
             chunk = self.items[start:start + max_]
             try:
                 yield chunk
             finally:
                 for event in chunk:
-                    self._ack(event)
+                    event.ack()
 
-    async def events(self) -> AsyncIterator[FakeEvent]:
+    def events(self) -> AsyncGenerator[FakeEvent, None]:
+        agen = self._events()
+        self.active.append(agen)
+        return agen
+
+    async def _events(self) -> AsyncGenerator[FakeEvent, None]:
         for event in self.items:
             try:
                 yield event
             finally:
-                self._ack(event)
+                event.ack()
+
+    async def on_stop(self) -> None:
+        """Faust's ``Stream.on_stop``: close the buffering generators from outside, whatever the agent is doing."""
+        for agen in self.active:
+            await agen.aclose()
 
     def acked(self) -> list[int]:
         return [e.message.offset for e in self.items if e.message.acked]
@@ -129,3 +144,39 @@ def test_the_stream_acks_nothing_once_the_guard_closed(fail_at: int | None) -> N
             with pytest.raises(RuntimeError):
                 asyncio.run(consume(stream, fail_at))
         assert stream.enable_acks is False
+
+
+@pytest.mark.parametrize("finish", [True, False])
+def test_a_stop_that_closes_the_source_mid_batch_acks_only_a_finished_batch(finish: bool) -> None:
+    """Faust's Stream.on_stop closes take_events (which acks its batch) while the agent still writes the
+    batch's outputs. The batch is acknowledged only if the agent then finishes it, never by the close."""
+    for batched in (True, False):
+        stream = FakeStream(8, batch=4)
+        entered, release = asyncio.Event(), asyncio.Event()
+
+        async def consume(stream: FakeStream = stream, batched: bool = batched,
+                          entered: asyncio.Event = entered, release: asyncio.Event = release) -> None:
+            guard = batches(stream, stream.batch, 0.01) if batched else each_event(stream)
+            async with guard as incoming:
+                async for item in incoming:
+                    first = item[0] if batched else item
+                    if first.message.offset == 4:
+                        entered.set()
+                        await release.wait()  # a bulk write in flight when the stop begins
+
+        async def main(stream: FakeStream = stream, entered: asyncio.Event = entered,
+                       release: asyncio.Event = release) -> None:
+            task = asyncio.create_task(consume())
+            await entered.wait()
+            await stream.on_stop()
+            if finish:
+                release.set()
+                await task
+            else:
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+
+        asyncio.run(main())
+        finished = [0, 1, 2, 3] + ([4, 5, 6, 7] if finish and batched else [4] if finish else [])
+        assert stream.acked() == finished, batched
