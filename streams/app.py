@@ -17,6 +17,7 @@ from finpulse.settings import KafkaSecurityProtocol, KafkaSettings, Settings
 from finpulse.sinks.alert_base import AlertSink, build_sinks
 from finpulse.sinks.bulk import BulkWriter
 from finpulse.streams import alerting, indexing, recommend_agents, scoring, spike_agent
+from finpulse.streams.changelog import ChangelogDeliveries
 from finpulse.streams.channels import StreamTopics
 from finpulse.streams.highwaters import verify_highwaters
 from finpulse.streams.metrics import StreamMetrics
@@ -121,13 +122,16 @@ def create_app(
         stream_wait_empty=False,
     )
     new_consumer = app._new_consumer
+    changelogs = ChangelogDeliveries()
 
     def consumer_with_checked_highwaters() -> Any:
         consumer = new_consumer()
         verify_highwaters(consumer, kafka)
+        changelogs.guard_commits(consumer)
         return consumer
 
-    # Table recovery must not trust ListOffsets alone (streams/highwaters.py).
+    # Table recovery must not trust ListOffsets alone (streams/highwaters.py), and offsets are committed only
+    # once the table writes of the events before them reached Kafka (streams/changelog.py).
     app._new_consumer = consumer_with_checked_highwaters  # type: ignore[method-assign]
     topics = StreamTopics.declare(app, settings)
     sinks = sinks_factory or (
@@ -139,4 +143,5 @@ def create_app(
     spike_table = spike_agent.register(app, topics, settings, metrics)
     delivered = alerting.register(app, topics, settings, metrics, sinks, writer)
     recommend_agents.register(app, topics, settings, metrics, writer)
+    changelogs.track(app.tables.values())
     return StreamApp(app, topics, metrics, spike_table, delivered)

@@ -15,3 +15,7 @@ class SerializationBug(StreamError):
 
 class ScorerUnavailable(StreamError):
     """No sentiment model could be loaded for the worker."""
+
+
+class ChangelogDeliveryError(StreamError):
+    """Kafka did not acknowledge a table changelog record: offsets are not committed past it."""
