@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import math
 import time
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from finpulse.infra.topics import NEWS_RAW, NEWS_RAW_DLQ, topic_name
+from finpulse.infra.topics import NEWS_RAW, NEWS_RAW_DLQ, NEWS_SCORED, topic_name
 from finpulse.settings import Settings
 from finpulse.streams.ids import article_id
 from finpulse.streams.records import DeadLetter, NewsArticle
@@ -47,6 +48,29 @@ def _count(es: Any, settings: Settings) -> int:
     return int(es.count(index=index, ignore_unavailable=True, allow_no_indices=True)["count"])
 
 
+
+
+def _where_they_stopped(settings: Settings, es: Any, articles: list[NewsArticle]) -> str:
+    """For a failure report: the document count, the worker's per-agent counters, and for each article missing
+    from Elasticsearch its news.raw offset and whether news.scored has it (scored but not indexed, or never scored)."""
+    index = f"{settings.elasticsearch.index_prefix}-news-*"
+    es.indices.refresh(index=index, ignore_unavailable=True, allow_no_indices=True)
+    hits = es.search(index=index, size=len(articles) + 100, source=False)["hits"]["hits"]
+    missing = [a for a in articles if a.id not in {h["_id"] for h in hits}]
+    scored = {r.key for r in consume_all(settings, topic_name(settings.kafka, NEWS_SCORED), expect=10**9, timeout_s=10)}
+    raw = {r.key: (r.partition, r.offset) for r in consume_all(settings, topic_name(settings.kafka, NEWS_RAW),
+                                                                expect=10**9, timeout_s=10)}
+    metrics_url = f"http://127.0.0.1:{settings.stream.metrics_port}/metrics"
+    try:
+        with urllib.request.urlopen(metrics_url, timeout=5) as answer:
+            counters = [line for line in answer.read().decode().splitlines()
+                        if line.startswith(("finpulse_events_in_total", "finpulse_events_out_total"))]
+    except OSError as err:
+        counters = [f"metrics unavailable: {err!r}"]
+    lines = [f"{len(hits)} documents for {len(articles)} articles; {len(missing)} missing", *counters]
+    lines += [f"missing {a.id}: news.raw (partition, offset) {raw.get(a.id.encode())}, "
+              f"in news.scored: {a.id.encode() in scored}" for a in missing[:60]]
+    return "\n".join(lines)
 
 
 def test_burst_for_one_ticker_raises_one_alert_and_recovery_resolves_it(
@@ -150,7 +174,10 @@ def test_restart_mid_stream_loses_and_duplicates_nothing(
     _send(settings, articles[300:])
     worker = WorkerProcess(settings, tmp_path / "worker2.log").start()
     try:
-        wait_for(lambda: _count(es_client, settings) >= len(articles), 180, "all documents", worker)
+        try:
+            wait_for(lambda: _count(es_client, settings) >= len(articles), 180, "all documents", worker)
+        except AssertionError as exc:
+            raise AssertionError(f"{_where_they_stopped(settings, es_client, articles)}\n{exc}") from None
         spikes = f"http://127.0.0.1:{settings.stream.web_port}/spikes/RST/"
         state = wait_for(lambda: json_if(spikes, lambda s: s["n"] >= len(articles)), 60, "spike state", worker)
         time.sleep(3)
