@@ -19,6 +19,7 @@ import numpy as np
 
 from finpulse.recommend.exceptions import ModelArtefactError
 from finpulse.recommend.ranking import UserTower, l2_normalise
+from finpulse.runtime.sessions import worker_session_options
 
 logger = logging.getLogger(__name__)
 
@@ -92,15 +93,9 @@ class NewsEncoder:
         tokenizer = Tokenizer.from_file(str(directory / TOKENIZER_FILE))
         tokenizer.no_padding()
         tokenizer.enable_truncation(max_length=int(card.data["max_length"]))
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        # Always off: this encoder runs in the worker, beside the sentiment model (see model.allow_spinning).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        # Flush denormals to zero: masked attention softmax is several times faster, outputs unchanged
-        # (the reason is in finpulse.runtime.sentiment, setting model.denormal_as_zero).
-        options.add_session_config_entry("session.set_denormal_as_zero", "1")
-        options.log_severity_level = 3
+        # Spinning always off (this encoder runs in the worker, beside the sentiment model) and flush-to-zero always
+        # on: the reasons are in worker_session_options.
+        options = worker_session_options(threads, allow_spinning=False, denormal_as_zero=True)
         try:
             session = ort.InferenceSession(str(directory / ENCODER_FILE), sess_options=options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own untyped errors

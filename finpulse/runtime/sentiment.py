@@ -18,6 +18,7 @@ import numpy as np
 
 from finpulse.runtime.card import ModelCard
 from finpulse.runtime.exceptions import CardError, InferenceError
+from finpulse.runtime.sessions import worker_session_options
 
 if TYPE_CHECKING:
     from finpulse.settings import ModelSettings
@@ -115,20 +116,10 @@ class SentimentRuntime:
         tokenizer.no_padding()
         tokenizer.enable_truncation(max_length=max_length)
 
-        options = ort.SessionOptions()
+        options = worker_session_options(settings.intra_op_threads, allow_spinning=settings.allow_spinning,
+                                         denormal_as_zero=settings.denormal_as_zero)
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.intra_op_num_threads = settings.intra_op_threads
-        options.inter_op_num_threads = 1
-        # Spinning threads answer the next run a little sooner but burn the cores the worker's event loop, Kafka
-        # clients and co-located servers need (finpulse bench pipeline, spinning vs not: model alone 747 vs 629
-        # texts/s, end to end 286 vs 362 docs/s).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if settings.allow_spinning else "0")
-        # Padded positions of the attention scores hold the dtype's minimum; exp() of those underflows through
-        # denormals, which x86 handles slowly: without flush-to-zero the int8 model's Softmax took 18% of a
-        # batch-32 run (ORT profile), with it ~0%; logits are bit-identical on twitter-fin valid.
-        options.add_session_config_entry("session.set_denormal_as_zero", "1" if settings.denormal_as_zero else "0")
-        options.log_severity_level = 3
         available = ort.get_available_providers()
         providers = choose_providers(settings.providers, available)
         try:
