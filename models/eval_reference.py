@@ -49,7 +49,8 @@ def fit_attribute_ranker(train: Sequence[Behavior], attrs: Mapping[str, TrueAttr
     """A scorer of impressions fitted on the clicked/not-clicked labels of ``train`` (impressions with a history)."""
     from sklearn.linear_model import LogisticRegression
 
-    x, y = [], []
+    x: list[np.ndarray] = []
+    y: list[int] = []
     for b in train:
         if b.history:
             x.append(features(b, attrs))
