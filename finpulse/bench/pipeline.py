@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from finpulse.bench.exceptions import BenchError, BenchModelMissing, BenchTimeout
-from finpulse.bench.workers import BenchWorker
+from finpulse.bench.workers import BenchWorker, ServerCpu
 from finpulse.settings import Settings
 from finpulse.streams.records import NewsArticle
 
@@ -276,10 +276,12 @@ def throughput_run(base: Settings, config: BenchConfig, model_dir: Path, items: 
     n = len(items)
     counter = EsCounter(settings)
     procs = _start_workers(settings, workers, config.out_dir / "logs")
+    servers = ServerCpu.of_stack(settings.stack.state_dir)
     spy = _start_profile(procs[0].pid, profile_to) if profile_to else None
     try:
         deadline = time.monotonic() + config.timeout_s
         first: tuple[float, int, float] | None = None
+        servers0: dict[str, float] = {}
         last = 0
         while True:
             now = time.time()
@@ -287,6 +289,7 @@ def throughput_run(base: Settings, config: BenchConfig, model_dir: Path, items: 
             cpu = sum(w.sample()[0] for w in procs)
             if first is None and count > 0:
                 first = (now, count, cpu)
+                servers0 = servers.sample()
             if count >= n:
                 last = count
                 break
@@ -298,9 +301,13 @@ def throughput_run(base: Settings, config: BenchConfig, model_dir: Path, items: 
         t0, c0, cpu0 = first
         elapsed = max(1e-6, now - t0)
         docs = last - c0
+        servers1 = servers.sample()
+        server_cpu = {f"{name}_cpu_s_per_1k": (servers1[name] - servers0[name]) / max(1, docs) * 1000
+                      for name in servers1 if name in servers0}
         return {
             "docs_per_s": docs / elapsed,
             "cpu_s_per_1k": (cpu - cpu0) / max(1, docs) * 1000,
+            **server_cpu,
             "peak_rss_mb": max(w.peak_rss for w in procs) / 2**20,
             "elapsed_s": elapsed,
         }
@@ -315,8 +322,10 @@ def throughput_run(base: Settings, config: BenchConfig, model_dir: Path, items: 
 def _start_profile(pid: int, out: Path) -> Any:
     import shutil
     import subprocess
+    import sys
 
-    exe = shutil.which("py-spy")
+    # the environment's own scripts dir first: the CLI may run from a venv that is not on PATH
+    exe = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
     if exe is None:
         logger.warning("py-spy is not installed: no profile (pip install py-spy)")
         return None

@@ -96,6 +96,12 @@ def rows(result: BenchResult) -> list[tuple[str, str, str]]:
                     _spread(result, f"e2e{w}_peak_rss_mb", 0)))
         out.append((f"  {label}: CPU s per 1,000 articles", _fmt(result.median(f"e2e{w}_cpu_s_per_1k"), 2),
                     _spread(result, f"e2e{w}_cpu_s_per_1k", 2)))
+        for server, what in (("kafka", "Kafka broker"), ("elasticsearch", "search server"),
+                             ("bench", "the benchmark's own document counter")):
+            key = f"e2e{w}_{server}_cpu_s_per_1k"
+            if key in result.samples:
+                out.append((f"  {label}: {what} CPU s per 1,000 articles", _fmt(result.median(key), 2),
+                            _spread(result, key, 2)))
     levels = sorted({k.split("_")[0][3:] for k in result.samples if k.startswith("lat")})
     for level in levels:
         rate = result.median(f"lat{level}_rate")

@@ -75,3 +75,41 @@ class BenchWorker:
 
     def log_tail(self, chars: int = 3000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
+
+
+@dataclass
+class ServerCpu:
+    """CPU seconds of the embedded stack's Kafka broker and search server (read from their pid files) and of
+    this benchmark process (its document counter), which share the machine with the workers."""
+
+    names: tuple[str, ...] = ("kafka", "elasticsearch")
+    _procs: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def of_stack(cls, state_dir: Path) -> ServerCpu:
+        from finpulse.infra.stack.process import PidRecord
+
+        sampler = cls()
+        for name in sampler.names:
+            record = PidRecord.read(state_dir / f"{name}.pid")
+            if record is None:
+                logger.warning("no pid file of %s in %s: its CPU is not measured", name, state_dir)
+                continue
+            try:
+                sampler._procs[name] = psutil.Process(record.pid)
+            except psutil.NoSuchProcess:
+                logger.warning("%s (pid %d) is gone: its CPU is not measured", name, record.pid)
+        sampler._procs["bench"] = psutil.Process()
+        return sampler
+
+    def sample(self) -> dict[str, float]:
+        """CPU seconds (user + system; a server's children included) by process name."""
+        out: dict[str, float] = {}
+        for name, proc in self._procs.items():
+            try:
+                cpu = proc.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            children = 0.0 if name == "bench" else cpu.children_user + cpu.children_system
+            out[name] = float(cpu.user + cpu.system + children)
+        return out

@@ -1,0 +1,43 @@
+"""The pipeline benchmark's process CPU sampling and its table rows (no stack, no model)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from finpulse.bench.pipeline import BenchResult
+from finpulse.bench.report import rows
+from finpulse.bench.workers import ServerCpu
+from finpulse.infra.stack.process import PidRecord
+
+
+def _record(name: str, pid: int, state_dir: Path) -> None:
+    PidRecord(name=name, pid=pid, create_time=0.0, host="127.0.0.1", port=1, started_at=time.time(), startup_s=0.0,
+              log_file="-").write(state_dir / f"{name}.pid")
+
+
+def test_server_cpu_reads_the_pid_files_and_counts_a_busy_server(tmp_path: Path) -> None:
+    busy = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 0.6\nwhile time.time() < end: pass\ntime.sleep(30)"])
+    try:
+        _record("kafka", busy.pid, tmp_path)  # no elasticsearch.pid: that server is left out, not guessed
+        sampler = ServerCpu.of_stack(tmp_path)
+        before = sampler.sample()
+        time.sleep(1.0)
+        after = sampler.sample()
+    finally:
+        busy.kill()
+    assert set(before) == {"kafka", "bench"}
+    assert after["kafka"] - before["kafka"] > 0.2
+
+
+def test_rows_show_the_server_cpu_of_a_run_that_measured_it() -> None:
+    result = BenchResult()
+    for name, value in {"docs_per_s": 400.0, "peak_rss_mb": 270.0, "cpu_s_per_1k": 2.9,
+                        "kafka_cpu_s_per_1k": 0.21, "elasticsearch_cpu_s_per_1k": 0.9}.items():
+        result.add(f"e2e1_{name}", value)
+    table = {figure: median for figure, median, _ in rows(result)}
+    assert table["  1 worker: Kafka broker CPU s per 1,000 articles"] == "0.21"
+    assert table["  1 worker: search server CPU s per 1,000 articles"] == "0.90"
+    assert not any("document counter" in figure for figure in table)
