@@ -4,11 +4,16 @@ Bad records go to ``news.raw.dlq`` with their raw bytes and a reason. Article id
 the TTL) are dropped; a *re-delivery* of the very same message (same partition and offset, after a
 crash before the offset was committed) is scored again, because its output may never have been sent:
 downstream writes are idempotent by article id, so this costs nothing but time.
+
+A scored batch's records are produced and acknowledged in the background (:class:`OrderedFinisher`)
+while the next batch is in the model; its offsets are acknowledged only once Kafka has acknowledged
+every record, and batches finish in order.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -18,6 +23,7 @@ from typing import Any, Protocol
 from finpulse.settings import Settings
 from finpulse.streams.channels import StreamTopics, batches, in_event
 from finpulse.streams.codecs import Err, dead_letter, decode, encode_checked
+from finpulse.streams.finishing import OrderedFinisher
 from finpulse.streams.metrics import StreamMetrics
 from finpulse.streams.records import MARKET_KEY, NewsArticle, ScoredArticle, SentimentObservation
 
@@ -109,12 +115,25 @@ def register(
         logger.info("scoring with model %s", scorer.model_version)
         dedup = Deduplicator(seen, stream_settings.dedup_ttl_s)
         loop = asyncio.get_running_loop()
-        async with batches(stream, stream_settings.batch_size, stream_settings.batch_wait_s) as taken:
+
+        async def finish(batch: Sequence[NewsArticle], predictions: Sequence[Prediction],
+                         deliveries: list[Awaitable[Any]]) -> None:
+            """Produce a scored batch's records; return once Kafka acknowledged every one (a failed produce
+            raises: the batch stays unacknowledged and is re-delivered instead of skipped)."""
+            for article, prediction in zip(batch, predictions, strict=True):
+                scored = to_scored(article, prediction, scorer.model_version)
+                key = article.id.encode()
+                deliveries.append(await topics.news_scored.send(key=key, value=encode_checked(scored)))
+                for obs in observations(scored, settings.spike.negative_threshold):
+                    deliveries.append(await topics.observations.send(key=obs.key.encode(), value=obs.to_bytes()))
+            await asyncio.gather(*deliveries)
+            metrics.events_out.labels(AGENT).inc(len(batch))
+
+        # While one batch's records are produced and acknowledged in the background, the next is in the model.
+        async with batches(stream, stream_settings.batch_size, stream_settings.batch_wait_s) as taken, \
+                OrderedFinisher("finpulse.score") as finisher:
             async for events in taken:
                 metrics.events_in.labels(AGENT).inc(len(events))
-                # Kafka's acknowledgements of every record this batch produces: the batch is finished (and its
-                # offsets become committable) only once all of them arrived. A failed produce crashes the agent and
-                # the batch is re-delivered instead of skipped.
                 deliveries: list[Awaitable[Any]] = []
                 batch: list[NewsArticle] = []
                 for event in events:
@@ -134,18 +153,11 @@ def register(
                         metrics.duplicates.labels(AGENT).inc()
                         continue
                     batch.append(result.value)
-                if not batch:
-                    await asyncio.gather(*deliveries)
-                    continue
-                metrics.batch_size.labels(AGENT).observe(len(batch))
-                started = time.perf_counter()
-                predictions = await loop.run_in_executor(executor, scorer.score, [a.text_for_model() for a in batch])
-                metrics.inference_seconds.observe(time.perf_counter() - started)
-                for article, prediction in zip(batch, predictions, strict=True):
-                    scored = to_scored(article, prediction, scorer.model_version)
-                    key = article.id.encode()
-                    deliveries.append(await topics.news_scored.send(key=key, value=encode_checked(scored)))
-                    for obs in observations(scored, settings.spike.negative_threshold):
-                        deliveries.append(await topics.observations.send(key=obs.key.encode(), value=obs.to_bytes()))
-                await asyncio.gather(*deliveries)
-                metrics.events_out.labels(AGENT).inc(len(batch))
+                predictions: Sequence[Prediction] = []
+                if batch:
+                    metrics.batch_size.labels(AGENT).observe(len(batch))
+                    started = time.perf_counter()
+                    predictions = await loop.run_in_executor(executor, scorer.score,
+                                                             [a.text_for_model() for a in batch])
+                    metrics.inference_seconds.observe(time.perf_counter() - started)
+                await finisher.submit(events, functools.partial(finish, batch, predictions, deliveries))

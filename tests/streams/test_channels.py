@@ -9,31 +9,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
 
 import pytest
-from faust.types.tuples import Message
 
 from finpulse.streams.channels import batches, each_event
 
-
-@dataclass
-class FakeEvent:
-    message: Message
-
-    def ack(self) -> bool:  # faust.Event.ack: one reference fewer, final ack at zero
-        return self.message.ack(None)  # type: ignore[arg-type]
-
-
-def _event(offset: int) -> FakeEvent:
-    message = Message("news.raw", 0, offset, 0.0, 0, None, b"k", b"v", None)
-    message.incref()  # one subscribing stream, as Faust's conductor does on delivery
-    return FakeEvent(message)
+from .fake_events import FakeEvent, make_event
 
 
 class FakeStream:
     def __init__(self, count: int, batch: int) -> None:
-        self.items = [_event(offset) for offset in range(count)]
+        self.items = [make_event(offset) for offset in range(count)]
         self.batch = batch
         self.enable_acks = True  # Faust's flag: the stream acks what its own iteration (or drainer) passes on
         self.active: list[AsyncGenerator[object, None]] = []
