@@ -45,8 +45,8 @@ def produce_checked(settings: Settings, topic: str, records: list[tuple[bytes | 
     """Produce ``records`` and fail unless Kafka acknowledged every one (records up to 16 MiB)."""
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=settings.kafka.broker_list(), acks="all", linger_ms=5,
-                             max_request_size=16 * 2**20)
+    producer = KafkaProducer(bootstrap_servers=settings.kafka.broker_list(), acks="all", linger_ms=20,
+                             batch_size=2**20, max_request_size=16 * 2**20)
     try:
         futures = [producer.send(topic, key=key, value=value) for key, value in records]
         producer.flush(60)
@@ -57,8 +57,16 @@ def produce_checked(settings: Settings, topic: str, records: list[tuple[bytes | 
     return len(records)
 
 
+def encoded(articles: list[NewsArticle]) -> list[tuple[bytes | None, bytes | None]]:
+    return [(a.id.encode(), a.to_bytes()) for a in articles]
+
+
 def send(settings: Settings, articles: list[NewsArticle]) -> None:
-    produce_checked(settings, topic_name(settings.kafka, NEWS_RAW), [(a.id.encode(), a.to_bytes()) for a in articles])
+    send_encoded(settings, encoded(articles))
+
+
+def send_encoded(settings: Settings, records: list[tuple[bytes | None, bytes | None]]) -> None:
+    produce_checked(settings, topic_name(settings.kafka, NEWS_RAW), records)
 
 
 def news_index(settings: Settings) -> str:

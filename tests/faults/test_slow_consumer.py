@@ -14,7 +14,7 @@ import pytest
 from finpulse.settings import Settings
 
 from ..streams.harness import WorkerProcess, wait_for
-from .support import article, count, env_int, isolated, send, window_start
+from .support import article, count, encoded, env_int, isolated, send, send_encoded, window_start
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault, pytest.mark.slow]
 
@@ -61,9 +61,10 @@ def test_burst_ten_times_the_scoring_rate_keeps_memory_bounded_and_drains(
                 time.sleep(0.25)
 
         sampler = threading.Thread(target=sample, name="rss-sampler", daemon=True)
+        records = encoded(burst)  # encoded before the clock starts: the burst's rate is the producer's alone
         sampler.start()
         t_burst = time.monotonic()
-        send(settings, burst)
+        send_encoded(settings, records)
         send_s = time.monotonic() - t_burst
         offered = BURST / send_s
         total = 2 * WARM + BURST
