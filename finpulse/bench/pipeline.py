@@ -108,11 +108,13 @@ def articles(path: Path, n: int, source: str = "bench") -> Iterator[NewsArticle]
 # --- model-only figures -------------------------------------------------------------------------------
 
 
-def _rate(run: Callable[[Sequence[str]], Any], texts: Sequence[str], batch: int) -> float:
-    started = time.perf_counter()
+def _rate(run: Callable[[Sequence[str]], Any], texts: Sequence[str], batch: int) -> tuple[float, float]:
+    """Texts per second, and this process's CPU seconds per 1,000 texts (every thread, onnxruntime's included)."""
+    started, cpu = time.perf_counter(), time.process_time()
     for start in range(0, len(texts), batch):
         run(texts[start : start + batch])
-    return len(texts) / (time.perf_counter() - started)
+    elapsed, cpu_s = time.perf_counter() - started, time.process_time() - cpu
+    return len(texts) / elapsed, cpu_s / len(texts) * 1000
 
 
 class ModelBench:
@@ -166,12 +168,14 @@ class ModelBench:
         chunk = self.config.micro_batch
         for b in self.config.batch_sizes:  # the worker hands the runtime micro-batches of `chunk`; it runs them in sub-batches of b
             self.runtime.batch_size = b
-            result.add(f"raw_b{b}", _rate(self.runtime.score, texts, chunk))
+            rate, cpu = _rate(self.runtime.score, texts, chunk)
+            result.add(f"raw_b{b}", rate)
+            result.add(f"raw_b{b}_cpu_s_per_1k", cpu)
         self.runtime.batch_size = 1
-        result.add("raw_b1", _rate(self.runtime.score, self.texts[: self.config.single_texts], 1))
+        result.add("raw_b1", _rate(self.runtime.score, self.texts[: self.config.single_texts], 1)[0])
         self.runtime.batch_size = max(self.config.batch_sizes)
         if self._torch is not None:
-            result.add("seed_torch_b1_pad128", _rate(self._torch, self.texts[: self.config.seed_texts], 1))
+            result.add("seed_torch_b1_pad128", _rate(self._torch, self.texts[: self.config.seed_texts], 1)[0])
 
 
 # --- pipeline figures ---------------------------------------------------------------------------------
@@ -452,6 +456,7 @@ def run_pipeline_bench(settings: Settings, config: BenchConfig, on_step: Callabl
     result.meta = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores".strip(),
+        "cores": os.cpu_count(),
         "python": platform.python_version(),
         "threads": config.thread_count,
         "articles": config.articles,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,12 +78,27 @@ def summary(result: BenchResult) -> dict[str, Any]:
     }
 
 
+def all_processes_cpu(result: BenchResult, workers: str) -> float | None:
+    """Median over the runs of the CPU seconds per 1,000 articles of the workers, the broker, the search server
+    and the counter together (None unless each was measured in every run)."""
+    parts = [result.samples.get(f"e2e{workers}_{name}cpu_s_per_1k", [])
+             for name in ("", "kafka_", "elasticsearch_", "bench_")]
+    runs = len(parts[0])
+    if runs == 0 or any(len(p) != runs for p in parts):
+        return None
+    return statistics.median(sum(run) for run in zip(*parts, strict=True))
+
+
 def rows(result: BenchResult) -> list[tuple[str, str, str]]:
     """(figure, median, runs) rows of the table."""
     out: list[tuple[str, str, str]] = []
     for b in result.meta.get("batch_sizes", []):
         out.append((f"model alone, ONNX int8, micro-batch {result.meta.get('micro_batch')} run as sub-batches of {b} (texts/s)",
                     _fmt(result.median(f"raw_b{b}")), _spread(result, f"raw_b{b}")))
+    best = summary(result)["ceiling_batch_size"]
+    if f"raw_b{best}_cpu_s_per_1k" in result.samples:
+        out.append((f"model alone at the ceiling (sub-batches of {best}): CPU s per 1,000 texts",
+                    _fmt(result.median(f"raw_b{best}_cpu_s_per_1k"), 2), _spread(result, f"raw_b{best}_cpu_s_per_1k", 2)))
     out.append(("model alone, per message: batch 1 (texts/s)", _fmt(result.median("raw_b1")), _spread(result, "raw_b1")))
     out.append(("seed's way: torch fp32, 1 msg, pad 128 (texts/s)", _fmt(result.median("seed_torch_b1_pad128")),
                 _spread(result, "seed_torch_b1_pad128")))
@@ -96,12 +112,18 @@ def rows(result: BenchResult) -> list[tuple[str, str, str]]:
                     _spread(result, f"e2e{w}_peak_rss_mb", 0)))
         out.append((f"  {label}: CPU s per 1,000 articles", _fmt(result.median(f"e2e{w}_cpu_s_per_1k"), 2),
                     _spread(result, f"e2e{w}_cpu_s_per_1k", 2)))
-        for server, what in (("kafka", "Kafka broker"), ("elasticsearch", "search server"),
-                             ("bench", "the benchmark's own document counter")):
+        processes = ("kafka", "Kafka broker"), ("elasticsearch", "search server"), \
+            ("bench", "the benchmark's own document counter")
+        for server, what in processes:
             key = f"e2e{w}_{server}_cpu_s_per_1k"
             if key in result.samples:
                 out.append((f"  {label}: {what} CPU s per 1,000 articles", _fmt(result.median(key), 2),
                             _spread(result, key, 2)))
+        total = all_processes_cpu(result, w)
+        cores = result.meta.get("cores")
+        if total is not None and cores:
+            out.append((f"  {label}: all these processes, CPU s per 1,000 articles", _fmt(total, 2), ""))
+            out.append((f"  {label}: the most {cores} cores allow at that cost (docs/s)", _fmt(cores * 1000 / total), ""))
     levels = sorted({k.split("_")[0][3:] for k in result.samples if k.startswith("lat")})
     for level in levels:
         rate = result.median(f"lat{level}_rate")

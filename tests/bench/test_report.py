@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from finpulse.bench.pipeline import BenchResult
-from finpulse.bench.report import rows
+from finpulse.bench.report import all_processes_cpu, rows
 from finpulse.bench.workers import ServerCpu
 from finpulse.infra.stack.process import PidRecord
 
@@ -41,3 +41,17 @@ def test_rows_show_the_server_cpu_of_a_run_that_measured_it() -> None:
     assert table["  1 worker: Kafka broker CPU s per 1,000 articles"] == "0.21"
     assert table["  1 worker: search server CPU s per 1,000 articles"] == "0.90"
     assert not any("document counter" in figure for figure in table)
+
+
+def test_the_cpu_bound_sums_every_process_run_by_run_and_divides_the_cores() -> None:
+    result = BenchResult(meta={"cores": 2})
+    runs = {"cpu_s_per_1k": [3.0, 3.5, 2.0], "kafka_cpu_s_per_1k": [0.25, 0.25, 0.5],
+            "elasticsearch_cpu_s_per_1k": [0.7, 1.2, 1.0], "bench_cpu_s_per_1k": [0.05, 0.05, 0.5]}
+    for name, values in runs.items():
+        for value in values:
+            result.add(f"e2e1_{name}", value)
+    result.add("e2e1_docs_per_s", 400.0)
+    assert all_processes_cpu(result, "1") == 4.0  # runs total 4.0, 5.0, 4.0; the sum of medians would be 4.45
+    table = {figure: median for figure, median, _ in rows(result)}
+    assert table["  1 worker: the most 2 cores allow at that cost (docs/s)"] == "500.0"
+    assert all_processes_cpu(result, "2") is None
