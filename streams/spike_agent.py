@@ -7,89 +7,32 @@ the recent windows live one per entry in ``spike-counted`` (:mod:`~finpulse.stre
 so a re-delivered observation is never counted twice and a busy key's writes stay small. A
 decision's alert is sent and acknowledged by Kafka *before* the new state is written, and the state
 before the counted id: a crash in between re-sends the alert (Alerta de-duplicates it) instead of
-losing it.
+losing it. The agent takes its input in micro-batches (:class:`~finpulse.streams.spike_batch.SpikeBatch`):
+each key's entry is read once, counts the batch's observations in arrival order, and is written once
+at the end of the batch, after every alert of the batch was acknowledged.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from finpulse.settings import Settings
-from finpulse.streams.channels import StreamTopics, each_event, in_event
+from finpulse.streams.channels import StreamTopics, batches, in_event
 from finpulse.streams.codecs import Err, decode
 from finpulse.streams.exceptions import SerializationBug
 from finpulse.streams.metrics import StreamMetrics
 from finpulse.streams.records import Headline, SentimentObservation, SpikeTick
+from finpulse.streams.spike_batch import SpikeBatch
 from finpulse.streams.spike_counted import CountedIds
-from finpulse.streams.spikes import KeyState, SpikeDetector
+from finpulse.streams.spike_entry import SpikeEntry
+from finpulse.streams.spikes import SpikeDetector
 
 logger = logging.getLogger(__name__)
 
 AGENT = "spikes"
-
-
-@dataclass
-class SpikeEntry:
-    """What the spike table stores per key (as a plain dict)."""
-
-    state: KeyState
-    evidence: list[dict[str, Any]] = field(default_factory=list)  # Headline dicts of the open window
-    last_seen: float = 0.0  # wall clock of the last observation: ticks act only on keys quiet for a window
-
-    @classmethod
-    def load(cls, value: dict[str, Any] | None, detector: SpikeDetector, key: str) -> SpikeEntry:
-        if value is None:
-            return cls(detector.new_state(key))
-        return cls(KeyState.from_dict(value["state"]), list(value["evidence"]), float(value.get("last_seen", 0.0)))
-
-    def dump(self) -> dict[str, Any]:
-        return {"state": self.state.to_dict(), "evidence": self.evidence, "last_seen": self.last_seen}
-
-    def keep_ids_after(self, window_s: float) -> float | None:
-        """Counted ids of windows before this bound can go: they are older than the window before the open one."""
-        return None if self.state.window_start is None else self.state.window_start - window_s
-
-    def quiet(self, now: float, window_s: float) -> bool:
-        """Raised, and no observation arrived for a whole window of wall-clock time."""
-        return self.state.raised and now - self.last_seen >= window_s
-
-
-@dataclass(frozen=True)
-class Update:
-    """What counting one observation produced: the new entry, the alert decisions and the window it counted in."""
-
-    entry: SpikeEntry
-    decisions: list[Any]
-    window_start: float
-
-
-def update(
-    entry: SpikeEntry, obs: SentimentObservation, detector: SpikeDetector, top_n: int, counted: CountedIds,
-    now: float | None = None,
-) -> Update | None:
-    """Count ``obs`` into ``entry``; None when this article was already counted for the key.
-
-    Nothing is written: the caller stores the entry, then records the id in ``counted``. ``now`` (wall
-    clock) caps future-dated event times, so one bad timestamp cannot push a key's window ahead.
-    """
-    if counted.window_of(obs.key, obs.article_id) is not None:
-        return None
-    wall = time.time() if now is None else now
-    previous_window = entry.state.window_start
-    state, decisions = detector.observe(entry.state, obs.event_time.timestamp(), obs.negative, now=now)
-    window = state.window_start if state.window_start is not None else 0.0
-    evidence = entry.evidence if state.window_start == previous_window else []
-    if obs.negative:
-        headline = Headline(
-            id=obs.article_id, title=obs.title, url=obs.url,
-            negative_score=obs.negative_score, published_at=obs.published_at,
-        )
-        evidence = sorted([*evidence, headline.model_dump(mode="json")], key=lambda h: -h["negative_score"])[:top_n]
-    return Update(SpikeEntry(state, evidence, wall), decisions, window)
 
 
 def register(app: Any, topics: StreamTopics, settings: Settings, metrics: StreamMetrics) -> Any:
@@ -112,36 +55,34 @@ def register(app: Any, topics: StreamTopics, settings: Settings, metrics: Stream
 
     @app.agent(topics.spike_inputs, name="finpulse.spikes")
     async def spikes(stream: Any) -> None:
-        async with each_event(stream) as incoming:
-            async for event in incoming:
-                metrics.events_in.labels(AGENT).inc()
-                if event.message.topic == ticks_topic:
-                    await _on_tick(event)
-                    continue
-                result = decode(event.value, SentimentObservation, 1024 * 1024)
-                if isinstance(result, Err):
-                    raise SerializationBug(f"unreadable observation: {result.reason}")
-                obs = result.value
-                entry = SpikeEntry.load(table.get(obs.key), detector, obs.key)
-                updated = update(entry, obs, detector, top_n, counted, now=time.time())
-                if updated is None:
-                    metrics.duplicates.labels(AGENT).inc()
-                    continue
-                await emit(updated.decisions, entry.evidence + updated.entry.evidence)
-                with in_event(event):
-                    table[obs.key] = updated.entry.dump()
-                    counted.add(obs.key, obs.article_id, updated.window_start)
-                metrics.events_out.labels(AGENT).inc()
+        async with batches(stream, settings.stream.batch_size, settings.stream.batch_wait_s) as taken:
+            async for events in taken:
+                metrics.events_in.labels(AGENT).inc(len(events))
+                batch = SpikeBatch(table, counted, detector, top_n)
+                for event in events:
+                    if event.message.topic == ticks_topic:
+                        await _on_tick(event, batch)
+                        continue
+                    result = decode(event.value, SentimentObservation, 1024 * 1024)
+                    if isinstance(result, Err):
+                        raise SerializationBug(f"unreadable observation: {result.reason}")
+                    obs = result.value
+                    done = batch.count(event, obs, now=time.time())
+                    if done is None:
+                        metrics.duplicates.labels(AGENT).inc()
+                        continue
+                    await emit(done.update.decisions, done.evidence)
+                    metrics.events_out.labels(AGENT).inc()
+                batch.flush(table)  # every alert of the batch was acknowledged by Kafka before its state is written
 
-    async def _on_tick(event: Any) -> None:
+    async def _on_tick(event: Any, batch: SpikeBatch) -> None:
         result = decode(event.value, SpikeTick, 64 * 1024)
         if isinstance(result, Err):
             raise SerializationBug(f"unreadable tick: {result.reason}")
         tick = result.value
-        value = table.get(tick.key)
-        if value is None:
+        entry = batch.entry(tick.key)
+        if entry is None:
             return
-        entry = SpikeEntry.load(value, detector, tick.key)
         if tick.expired:  # an expiry tick only expires; quiet keys get their own tick from the same timer run
             keep_after = entry.keep_ids_after(detector.settings.window_s)
             if keep_after is not None:
@@ -156,8 +97,7 @@ def register(app: Any, topics: StreamTopics, settings: Settings, metrics: Stream
             return
         await emit(decisions, [])
         evidence = entry.evidence if state.window_start == entry.state.window_start else []
-        with in_event(event):
-            table[tick.key] = SpikeEntry(state, evidence, entry.last_seen).dump()
+        batch.put(tick.key, SpikeEntry(state, evidence, entry.last_seen), event)
 
     @app.timer(interval=max(1.0, settings.spike.window_s / 4))
     async def tick_raised_keys() -> None:

@@ -2,8 +2,8 @@ from datetime import UTC, datetime, timedelta
 
 from finpulse.settings import SpikeSettings
 from finpulse.streams.records import SentimentObservation
-from finpulse.streams.spike_agent import SpikeEntry, update
 from finpulse.streams.spike_counted import CountedIds
+from finpulse.streams.spike_entry import SpikeEntry, update
 from finpulse.streams.spikes import SpikeDetector
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
