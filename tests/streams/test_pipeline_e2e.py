@@ -6,6 +6,7 @@ import json
 import math
 import time
 import urllib.request
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,32 @@ def _count(es: Any, settings: Settings) -> int:
 
 
 
+def _positions(settings: Settings, offsets: Iterable[tuple[int, int]], missing: list[tuple[int, int]]) -> list[str]:
+    """Per news.raw partition: the last offset, the group's committed offset and the first missing offset (a
+    worker that stopped fetching shows committed == first missing < last)."""
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.errors import KafkaError
+
+    topic = topic_name(settings.kafka, NEWS_RAW)
+    offsets = list(offsets)
+    reader = KafkaConsumer(bootstrap_servers=settings.kafka.broker_list(), group_id=settings.kafka.consumer_group,
+                           enable_auto_commit=False)
+    try:  # OffsetFetch only: this does not join the group
+        committed = {p: reader.committed(TopicPartition(topic, p)) for p in {partition for partition, _ in offsets}}
+    except KafkaError as err:  # part of a failure report: say why this part is missing
+        return [f"committed offsets unavailable: {err!r}"]
+    finally:
+        reader.close()
+    last: dict[int, int] = {}
+    for partition, offset in offsets:
+        last[partition] = max(offset, last.get(partition, -1))
+    first_missing: dict[int, int] = {}
+    for partition, offset in missing:
+        first_missing[partition] = min(offset, first_missing.get(partition, offset))
+    return [f"news.raw[{p}]: last offset {last[p]}, committed {committed.get(p)}, first missing {first_missing.get(p)}"
+            for p in sorted(last)]
+
+
 def _where_they_stopped(settings: Settings, es: Any, articles: list[NewsArticle]) -> str:
     """For a failure report: the document count, the worker's per-agent counters, and for each article missing
     from Elasticsearch its news.raw offset and whether news.scored has it (scored but not indexed, or never scored)."""
@@ -68,6 +95,7 @@ def _where_they_stopped(settings: Settings, es: Any, articles: list[NewsArticle]
     except OSError as err:
         counters = [f"metrics unavailable: {err!r}"]
     lines = [f"{len(hits)} documents for {len(articles)} articles; {len(missing)} missing", *counters]
+    lines += _positions(settings, raw.values(), [raw[a.id.encode()] for a in missing if a.id.encode() in raw])
     lines += [f"missing {a.id}: news.raw (partition, offset) {raw.get(a.id.encode())}, "
               f"in news.scored: {a.id.encode() in scored}" for a in missing[:60]]
     return "\n".join(lines)
