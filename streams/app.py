@@ -19,6 +19,7 @@ from finpulse.sinks.bulk import BulkWriter
 from finpulse.streams import alerting, indexing, recommend_agents, scoring, spike_agent
 from finpulse.streams.changelog import ChangelogDeliveries
 from finpulse.streams.channels import StreamTopics
+from finpulse.streams.gaps import refuse_offset_gaps
 from finpulse.streams.highwaters import verify_highwaters
 from finpulse.streams.metrics import StreamMetrics
 from finpulse.streams.scoring import Scorer
@@ -128,10 +129,12 @@ def create_app(
         consumer = new_consumer()
         verify_highwaters(consumer, kafka)
         changelogs.guard_commits(consumer)
+        refuse_offset_gaps(consumer)
         return consumer
 
-    # Table recovery must not trust ListOffsets alone (streams/highwaters.py), and offsets are committed only
-    # once the table writes of the events before them reached Kafka (streams/changelog.py).
+    # Table recovery must not trust ListOffsets alone (streams/highwaters.py), offsets are committed only
+    # once the table writes of the events before them reached Kafka (streams/changelog.py), and offsets the
+    # fetcher jumped over are not taken as processed (streams/gaps.py).
     app._new_consumer = consumer_with_checked_highwaters  # type: ignore[method-assign]
     topics = StreamTopics.declare(app, settings)
     sinks = sinks_factory or (
