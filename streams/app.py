@@ -125,7 +125,7 @@ def create_app(
     new_consumer = app._new_consumer
     changelogs = ChangelogDeliveries()
 
-    def consumer_with_checked_highwaters() -> Any:
+    def guarded_consumer() -> Any:
         consumer = new_consumer()
         verify_highwaters(consumer, kafka)
         changelogs.guard_commits(consumer)
@@ -135,7 +135,7 @@ def create_app(
     # Table recovery must not trust ListOffsets alone (streams/highwaters.py), offsets are committed only
     # once the table writes of the events before them reached Kafka (streams/changelog.py), and offsets the
     # fetcher jumped over are not taken as processed (streams/gaps.py).
-    app._new_consumer = consumer_with_checked_highwaters  # type: ignore[method-assign]
+    app._new_consumer = guarded_consumer  # type: ignore[method-assign]
     topics = StreamTopics.declare(app, settings)
     sinks = sinks_factory or (
         lambda: build_sinks(settings, on_retry=lambda name: metrics.sink_retries.labels(name).inc())

@@ -35,12 +35,16 @@ def _spread(result: BenchResult, name: str, digits: int = 1) -> str:
     return ", ".join(_fmt(v, digits) for v in values)
 
 
+def ceiling_of(result: BenchResult) -> tuple[int | None, float | None]:
+    """The best runtime sub-batch size of the model-alone runs and its median texts/s (the ceiling)."""
+    raw = {b: result.median(f"raw_b{b}") for b in result.meta.get("batch_sizes", [])}
+    best_b = max((b for b in raw if raw[b] is not None), key=lambda b: raw[b] or 0.0, default=None)
+    return best_b, raw.get(best_b) if best_b is not None else None
+
+
 def summary(result: BenchResult) -> dict[str, Any]:
     """Medians, the ceiling (best batch setting), the ratios and the targets."""
-    batch_sizes = result.meta.get("batch_sizes", [])
-    raw = {b: result.median(f"raw_b{b}") for b in batch_sizes}
-    best_b = max((b for b in raw if raw[b] is not None), key=lambda b: raw[b] or 0.0, default=None)
-    ceiling = raw.get(best_b) if best_b is not None else None
+    best_b, ceiling = ceiling_of(result)
     single = result.median("raw_b1")
     seed = result.median("seed_torch_b1_pad128")
     e2e1 = result.median("e2e1_docs_per_s")
@@ -95,7 +99,7 @@ def rows(result: BenchResult) -> list[tuple[str, str, str]]:
     for b in result.meta.get("batch_sizes", []):
         out.append((f"model alone, ONNX int8, micro-batch {result.meta.get('micro_batch')} run as sub-batches of {b} (texts/s)",
                     _fmt(result.median(f"raw_b{b}")), _spread(result, f"raw_b{b}")))
-    best = summary(result)["ceiling_batch_size"]
+    best, _ = ceiling_of(result)
     if f"raw_b{best}_cpu_s_per_1k" in result.samples:
         out.append((f"model alone at the ceiling (sub-batches of {best}): CPU s per 1,000 texts",
                     _fmt(result.median(f"raw_b{best}_cpu_s_per_1k"), 2), _spread(result, f"raw_b{best}_cpu_s_per_1k", 2)))
