@@ -37,6 +37,12 @@ def _received(batch: list[FakeEvent]) -> list[FakeEvent]:
     return batch
 
 
+async def _hand_over(finisher: OrderedFinisher, batch: list[FakeEvent], finish: Callable[[], Any]) -> None:
+    """What the agent's loop body does with a batch: submit it, then move on (the stream lets go of it)."""
+    await finisher.submit(batch, finish)
+    _received(batch)
+
+
 @run
 async def test_a_batch_is_acknowledged_only_after_its_finish_returned() -> None:
     release = asyncio.Event()
@@ -48,8 +54,7 @@ async def test_a_batch_is_acknowledged_only_after_its_finish_returned() -> None:
 
     batch = _batch(0)
     async with OrderedFinisher("test") as finisher:
-        await finisher.submit(batch, finish)
-        _received(batch)
+        await _hand_over(finisher, batch, finish)
         await asyncio.sleep(0.01)
         assert _acked(batch) == [False, False, False]  # the stream let go, the finisher still holds
         release.set()
@@ -76,8 +81,7 @@ async def test_batches_finish_one_at_a_time_in_submission_order() -> None:
     batches = [_batch(3 * i) for i in range(4)]
     async with OrderedFinisher("test") as finisher:
         for i, batch in enumerate(batches):
-            await finisher.submit(batch, finish_of(i, 0.02 if i % 2 == 0 else 0.0))  # type: ignore[arg-type]
-            _received(batch)
+            await _hand_over(finisher, batch, finish_of(i, 0.02 if i % 2 == 0 else 0.0))  # type: ignore[arg-type]
     assert order == [0, 1, 2, 3]
     assert all(all(_acked(batch)) for batch in batches)
 
@@ -92,8 +96,7 @@ async def test_a_failed_batch_stays_unacknowledged_and_the_next_submit_raises_it
 
     failed, after = _batch(0), _batch(3)
     finisher = OrderedFinisher("test")
-    await finisher.submit(failed, fails)
-    _received(failed)
+    await _hand_over(finisher, failed, fails)
     with pytest.raises(ConnectionError):
         await finisher.submit(after, never_called)
     _received(after)
@@ -108,8 +111,7 @@ async def test_leaving_normally_waits_for_the_last_batch() -> None:
 
     batch = _batch(0)
     async with OrderedFinisher("test") as finisher:
-        await finisher.submit(batch, slow)
-        _received(batch)
+        await _hand_over(finisher, batch, slow)
     assert _acked(batch) == [True, True, True]  # a graceful stop commits the last batch
 
 
@@ -124,8 +126,7 @@ async def test_leaving_on_an_error_cancels_the_last_batch_unacknowledged() -> No
     batch = _batch(0)
     with pytest.raises(RuntimeError):
         async with OrderedFinisher("test") as finisher:
-            await finisher.submit(batch, hangs)
-            _received(batch)
+            await _hand_over(finisher, batch, hangs)
             await started.wait()
             raise RuntimeError("the agent crashed")
     assert _acked(batch) == [False, False, False]
@@ -138,6 +139,5 @@ async def test_a_stop_that_outlasts_the_drain_timeout_leaves_the_batch_unacknowl
 
     batch = _batch(0)
     async with OrderedFinisher("test", drain_timeout_s=0.05) as finisher:
-        await finisher.submit(batch, hangs)
-        _received(batch)
+        await _hand_over(finisher, batch, hangs)
     assert _acked(batch) == [False, False, False]
