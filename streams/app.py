@@ -19,10 +19,12 @@ from finpulse.sinks.bulk import BulkWriter
 from finpulse.streams import alerting, indexing, recommend_agents, scoring, spike_agent
 from finpulse.streams.changelog import ChangelogDeliveries
 from finpulse.streams.channels import StreamTopics
+from finpulse.streams.contiguous import commit_only_contiguous
 from finpulse.streams.gaps import refuse_offset_gaps
 from finpulse.streams.highwaters import verify_highwaters
 from finpulse.streams.metrics import StreamMetrics
 from finpulse.streams.scoring import Scorer
+from finpulse.streams.seek_first import deliver_after_seek
 
 logger = logging.getLogger(__name__)
 
@@ -130,11 +132,15 @@ def create_app(
         verify_highwaters(consumer, kafka)
         changelogs.guard_commits(consumer)
         refuse_offset_gaps(consumer)
+        commit_only_contiguous(consumer)
+        deliver_after_seek(consumer)
         return consumer
 
     # Table recovery must not trust ListOffsets alone (streams/highwaters.py), offsets are committed only
-    # once the table writes of the events before them reached Kafka (streams/changelog.py), and offsets the
-    # fetcher jumped over are not taken as processed (streams/gaps.py).
+    # once the table writes of the events before them reached Kafka (streams/changelog.py), offsets the
+    # fetcher jumped over are not taken as processed (streams/gaps.py), a commit never passes an offset
+    # not yet acknowledged (streams/contiguous.py), and stream partitions deliver nothing before they
+    # were seeked to their committed offsets (streams/seek_first.py).
     app._new_consumer = guarded_consumer  # type: ignore[method-assign]
     topics = StreamTopics.declare(app, settings)
     sinks = sinks_factory or (

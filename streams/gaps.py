@@ -3,13 +3,12 @@
 When a fetched offset is more than one past the last one read, Faust records the offsets in between
 as a "gap" and treats them as acknowledged (``Consumer._add_gap``): on a compacted topic, or one with
 transaction markers, those offsets hold no record to process. finpulse's source topics are neither, so
-a jump means records this worker has not processed: right after a restarted worker seeks to its committed
-offsets, the fetch can hand over records past the seek position, and the ones in between may never
-come (restart test, 2026-11-29: jumps of 3–4 offsets that were delivered later, and jumps of about 45
-offsets, logged as the worker became ready, whose records never came; before this module the commit
-then passed them, a silent loss). Here a gap is only logged; the offsets in it count once their records
-are processed and acknowledged, and until then the commit waits below them: the worker can stall on
-such a gap, but a restart re-delivers the records and scores them again, idempotently.
+a jump means records this worker has not processed. The jumps the restart test showed (2026-11-29) came
+from records delivered while a restarted worker was still seeking to its committed offsets, which
+``streams/seek_first.py`` now prevents; before this module the commit then passed the jumped offsets, a
+silent loss. Here a gap is only logged; the offsets in it count once their records are processed and
+acknowledged, and until then the commit waits below them: a worker can stall on such a gap, but a restart
+re-delivers the records and scores them again, idempotently.
 """
 
 from __future__ import annotations
