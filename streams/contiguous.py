@@ -5,7 +5,7 @@ offsets: the first run of consecutive ones, provided it starts right at the comm
 for that is ``min(acked) - committed > 1``, while the committed offset is the *next* offset to read, so
 a run that starts one past it passes: with offset 49 committed (next to read) and 50, 51 acknowledged,
 it commits 52 and offset 49 is skipped. If 49 was still being processed when the worker stopped, it is
-never processed (the restart test lost one document this way, 2026-12-01). It also does not check at
+never processed (most likely how a restart-test run lost one document, 2026-12-01). It does not check at
 all while nothing was committed yet, or the committed offset is 0.
 
 Here a partition whose smallest acknowledged offset lies above its committed offset commits nothing
