@@ -35,9 +35,12 @@ def deliver_after_seek(consumer: Any) -> None:
     perform_seek = consumer.perform_seek
     held: set[Any] = set()
 
+    def stream_partitions(tps: Iterable[Any]) -> set[Any]:
+        return {tp for tp in tps if not consumer._is_changelog_tp(tp)}
+
     def resume_partitions(tps: Iterable[Any]) -> None:
         wanted = set(tps)
-        streams = {tp for tp in wanted if not consumer._is_changelog_tp(tp)}
+        streams = stream_partitions(wanted)
         if streams:
             logger.debug("holding %d stream partitions until they are seeked", len(streams))
         held.update(streams)
@@ -51,7 +54,7 @@ def deliver_after_seek(consumer: Any) -> None:
     async def seek_then_deliver() -> None:
         await perform_seek()
         assigned = set(consumer.assignment())
-        await _floor_uncommitted(consumer, {tp for tp in assigned if not consumer._is_changelog_tp(tp)})
+        await _floor_uncommitted(consumer, stream_partitions(assigned))
         ready = held & assigned
         held.clear()
         if ready:

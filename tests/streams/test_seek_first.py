@@ -47,8 +47,8 @@ class Consumer:
         return self.positions[tp]
 
 
-def _consumer(**kwargs: Any) -> Consumer:
-    consumer = Consumer(kwargs.get("committed", {tp: 40 for tp in RAW}), kwargs.get("positions", {}))
+def _consumer(committed: dict[Any, int] | None = None, positions: dict[Any, int] | None = None) -> Consumer:
+    consumer = Consumer({tp: 40 for tp in RAW} if committed is None else committed, positions or {})
     deliver_after_seek(consumer)
     return consumer
 
