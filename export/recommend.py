@@ -130,12 +130,18 @@ def export_recommend(train_dir: Path, out_dir: Path, sample_texts: Sequence[str]
     return out_dir
 
 
+def _tuned_layers(trainable_layers: int) -> str:
+    if trainable_layers == 0:
+        return "frozen: only the user tower was trained"
+    return f"top {trainable_layers} layers fine-tuned, lower layers frozen"
+
+
 def model_card_text(card: dict[str, Any]) -> str:
     lines = [
         f"# Recommendation model {card['model_version']}",
         "",
         "Two-tower news recommender. News tower: the BERT encoder "
-        f"`{card['base_model']}` (top {card['trainable_layers']} layers fine-tuned, lower layers frozen), embedding = "
+        f"`{card['base_model']}` ({_tuned_layers(int(card['trainable_layers']))}), embedding = "
         f"L2-normalised mean of the last hidden state ({card['dim']}-d, max {card['max_length']} tokens). User tower: "
         "additive attention over the clicked articles' embeddings + a linear projection (NRMS-style), run in numpy.",
         "",

@@ -47,6 +47,10 @@ def train_cmd(
         0.0, "--class-weight-power", help="Loss weight per class = frequency ** -power (0 = none, 1 = balanced)."
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    trainable_layers: int | None = typer.Option(
+        None, "--trainable-layers", min=0,
+        help="recommend only: top encoder layers fine-tuned (0 = frozen encoder, only the user tower learns; default 3).",
+    ),
 ) -> None:
     """Fine-tune the sentiment classifier on twitter-fin train; evaluate on twitter-fin valid and PhraseBank."""
     if name is ModelName.recommend:  # the two-tower recommender's own loop: finpulse.recommend.cli
@@ -54,7 +58,8 @@ def train_cmd(
 
         source = ctx.get_parameter_source("time_budget_min")
         explicit = source is not None and source.name != "DEFAULT"
-        return train_recommend_cmd(ctx, time_budget_min if explicit else None, epochs, base, seed)
+        return train_recommend_cmd(ctx, time_budget_min if explicit else None, epochs, base, seed,
+                                   trainable_layers=trainable_layers)
     from finpulse.cli import settings_of
     from finpulse.models.train_sentiment import TrainConfig, train_sentiment
 

@@ -2,9 +2,10 @@
 
 News tower: the BERT encoder (MiniLM by default), embedding = L2-normalised mean of the last hidden state.
 Its lower layers are frozen; their output for every title is computed once and cached (float16), so each
-step runs only the top ``trainable_layers`` layers, and only for the candidates of the batch: the clicked
-histories read a cache of news embeddings refreshed once per epoch. A small distillation term keeps the
-fine-tuned embeddings near the base encoder's. User tower: additive attention over the history's
+step runs only the top ``trainable_layers`` layers (0: the whole encoder is frozen and only the user tower learns,
+e.g. over the sentiment model's encoder, the embedding a shared sentiment pass would yield), and only for the
+candidates of the batch: the clicked histories read a cache of news embeddings refreshed once per epoch. A small
+distillation term keeps the fine-tuned embeddings near the base encoder's. User tower: additive attention over the history's
 embeddings plus a linear projection (:class:`finpulse.recommend.ranking.UserTower` runs it in numpy).
 Loss: softmax cross-entropy of each click against ``negatives`` non-clicked articles of the same impression.
 The last ``test_days`` of the logs are held out (evaluated by :mod:`finpulse.models.eval_recommend`).
@@ -92,8 +93,8 @@ def news_tower_module(bert: Any, trainable_layers: int) -> Any:
             super().__init__()
             self.bert = bert
             layers = len(bert.encoder.layer)
-            if trainable_layers < 1:
-                raise TrainingError(f"trainable_layers must be at least 1, got {trainable_layers}")
+            if trainable_layers < 0:
+                raise TrainingError(f"trainable_layers must be 0 (frozen encoder) or more, got {trainable_layers}")
             if trainable_layers > layers:
                 logger.warning("trainable_layers %d > the base model's %d layers: training all of them",
                                trainable_layers, layers)
@@ -277,10 +278,11 @@ def train_recommend(config: RecTrainConfig, mind_dir: Path, out_dir: Path) -> Tr
     samples = _samples(data, index, config, rng)
     if not samples:
         raise TrainingError("no training impression has both a history and a click")
-    optimiser = torch.optim.AdamW([
-        {"params": [p for p in tower.parameters() if p.requires_grad], "lr": config.lr_encoder, "weight_decay": 0.01},
-        {"params": list(user.parameters()), "lr": config.lr_user, "weight_decay": 0.0},
-    ])
+    encoder_params = [p for p in tower.parameters() if p.requires_grad]
+    groups: list[dict[str, Any]] = [{"params": list(user.parameters()), "lr": config.lr_user, "weight_decay": 0.0}]
+    if encoder_params:  # none when trainable_layers is 0: only the user tower learns, over the frozen embeddings
+        groups.append({"params": encoder_params, "lr": config.lr_encoder, "weight_decay": 0.01})
+    optimiser = torch.optim.AdamW(groups)
     steps_per_epoch = math.ceil(len(samples) / config.batch_size)
     total_steps = max(1, int(steps_per_epoch * config.epochs))
     history_log: list[dict[str, float]] = []

@@ -147,6 +147,7 @@ def train_recommend_cmd(
     base: str | None = None,
     seed: int = 13,
     mind: Path | None = None,
+    trainable_layers: int | None = None,
 ) -> None:
     """``finpulse model train recommend``: simulated MIND logs (made once if missing), fine-tuning, export, evaluation."""
     from finpulse.cli import settings_of
@@ -161,11 +162,14 @@ def train_recommend_cmd(
     logs = mind or mind_dir
     budget = (time_budget_min if time_budget_min is not None else DEFAULT_BUDGET_MIN) * 60
     config = RecTrainConfig(base=base or settings.model.base_model, epochs=epochs, time_budget_s=budget, seed=seed)
+    if trainable_layers is not None:
+        config.trainable_layers = trainable_layers
     result = train_recommend(config, logs, train_dir)
     train = result.metrics["train"]
     typer.echo(f"trained {result.metrics['model_version']} in {train['seconds']:.0f} s ({train['steps']} steps, "
                f"{train['stop_reason']})")
-    results = evaluate_recommend(logs, train_dir, config.base, config.test_days)
+    # The untuned row stays the configured base model (MiniLM) whatever encoder this run started from.
+    results = evaluate_recommend(logs, train_dir, settings.model.base_model, config.test_days)
     (train_dir / "eval.json").write_text(__import__("json").dumps(results, indent=2), encoding="utf-8")
     data = load_mind(logs, config.test_days)
     samples = [data.news[n].title for n in list(data.news)[:64]]

@@ -158,5 +158,24 @@ def test_trainable_layers_beyond_the_base_train_all(tiny_bert: Path) -> None:
     layers = len(bert.encoder.layer)
     assert news_tower_module(bert, layers + 3).split == 0
     assert news_tower_module(bert, 1).split == layers - 1
-    with pytest.raises(TrainingError, match="at least 1"):
-        news_tower_module(bert, 0)
+    assert news_tower_module(bert, 0).split == layers  # frozen encoder: only the user tower learns
+    with pytest.raises(TrainingError, match="0 \\(frozen encoder\\) or more"):
+        news_tower_module(bert, -1)
+
+
+def test_frozen_encoder_trains_only_the_user_tower(tiny_bert: Path, mind_dir: Path, tmp_path: Path) -> None:
+    import torch
+
+    from finpulse.models.train_recommend import RecTrainConfig, load_encoder, load_trained, train_recommend
+    from finpulse.recommend.ranking import UserTower
+
+    config = RecTrainConfig(base=str(tiny_bert), epochs=1.0, time_budget_s=120, trainable_layers=0, attention_dim=8,
+                            history=10, batch_size=16, threads=1)
+    result = train_recommend(config, mind_dir, tmp_path)
+    assert result.metrics["train"]["steps"] > 0
+    base, _ = load_encoder(str(tiny_bert))
+    tower, _, user, _ = load_trained(tmp_path)
+    for (name, before), after in zip(base.state_dict().items(), tower.bert.state_dict().values(), strict=True):
+        assert torch.equal(before, after), f"{name} moved although the encoder is frozen"
+    untrained = UserTower.mean_pooling(user.dim)
+    assert not np.allclose(user.p, untrained.p), "the user tower did not learn"
