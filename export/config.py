@@ -14,6 +14,7 @@ def _bert_axes() -> dict[str, dict[int, str]]:
         "attention_mask": {0: "batch", 1: "sequence"},
         "token_type_ids": {0: "batch", 1: "sequence"},
         "logits": {0: "batch"},
+        "embedding": {0: "batch"},
     }
 
 
@@ -23,13 +24,18 @@ class ExportConfig:
 
     name: str
     input_names: tuple[str, ...] = ("input_ids", "attention_mask", "token_type_ids")
-    output_names: tuple[str, ...] = ("logits",)
+    #: ``logits`` and, from the same pass, ``embedding``: the L2-normalised mean of the last hidden state (what the
+    #: recommender can use instead of running its own encoder; see ``FINPULSE_RECOMMEND__SHARED_ENCODER``).
+    output_names: tuple[str, ...] = ("logits", "embedding")
     dynamic_axes: dict[str, dict[int, str]] = field(default_factory=_bert_axes)
     opset: int = 17
     #: Largest |torch - ORT fp32| logit difference accepted.
     atol: float = 1e-3
     #: Smallest share of the test set on which int8 and fp32 must agree on the label.
     min_int8_agreement: float = 0.97
+    #: Largest |torch - ORT fp32| embedding difference accepted, and the smallest int8/fp32 cosine on any text.
+    embedding_atol: float = 1e-3
+    min_int8_embedding_cosine: float = 0.95
     #: ``legacy`` (TorchScript-based, ``dynamo=False``) is tried first; the other one if it fails.
     exporter: Exporter = "legacy"
     fp32_file: str = "model.fp32.onnx"
@@ -43,6 +49,8 @@ class ExportConfig:
             raise ValueError(f"dynamic axes name unknown tensors {sorted(unknown)}")
         if not 0.0 <= self.min_int8_agreement <= 1.0:
             raise ValueError("min_int8_agreement must be in [0, 1]")
+        if not self.output_names or self.output_names[0] != "logits":
+            raise ValueError(f"the first output must be 'logits', got {self.output_names}")
 
 
 SENTIMENT_EXPORT = ExportConfig(name="sentiment")

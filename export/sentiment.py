@@ -3,6 +3,9 @@
 Layout of ``out_dir`` (``settings.model.sentiment_path()``)::
 
     model.fp32.onnx  model.int8.onnx  tokenizer.json  tokenizer_config.json  config.json  card.json
+
+Each graph has two outputs from one pass: ``logits`` and ``embedding`` (the L2-normalised mean of the last hidden
+state), so the worker can embed an article for the recommender in the pass that scores it.
 """
 
 from __future__ import annotations
@@ -44,6 +47,10 @@ class CheckResult:
     max_abs_logit_diff: float
     int8_label_agreement: float
     fp32_torch_label_agreement: float
+    #: Only for graphs with the ``embedding`` output.
+    max_abs_embedding_diff: float | None = None
+    int8_embedding_min_cosine: float | None = None
+    int8_embedding_mean_cosine: float | None = None
 
 
 def versions() -> dict[str, str]:
@@ -84,10 +91,38 @@ def _encode(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length
     }
 
 
+def with_outputs(model: PreTrainedModel, output_names: Sequence[str]) -> Any:
+    """``model`` as a module returning the export's outputs: ``logits`` and, if asked, ``embedding`` from the same pass."""
+    import torch
+
+    from finpulse.models.train_sentiment import mean_pooled
+
+    unknown = set(output_names) - {"logits", "embedding"}
+    if unknown:
+        raise ExportError(f"unknown sentiment outputs {sorted(unknown)}")
+    embed = "embedding" in output_names
+
+    class Outputs(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor) -> Any:
+            out = self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                             output_hidden_states=embed)
+            if not embed:
+                return out.logits
+            return out.logits, mean_pooled(out.hidden_states[-1], attention_mask)
+
+    return Outputs().eval()
+
+
 def export_onnx(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, path: Path, config: ExportConfig) -> str:
     """Write ``model`` as one self-contained ONNX file with dynamic batch and sequence axes; return the exporter."""
     import onnx
     import torch
+
+    model = with_outputs(model, config.output_names)
 
     sample = _encode(tokenizer, ["Stocks fall on weak guidance", "Shares of Acme rise 5% after earnings beat estimates"], 32)
     args = tuple(torch.from_numpy(sample[name]) for name in config.input_names)
@@ -172,29 +207,58 @@ def compare(torch_logits: np.ndarray, fp32_logits: np.ndarray, int8_logits: np.n
     return result
 
 
+def compare_embeddings(torch_emb: np.ndarray, fp32_emb: np.ndarray, int8_emb: np.ndarray,
+                       config: ExportConfig) -> dict[str, float]:
+    """Raise :class:`OutputMismatchError` when fp32 embeddings stray from torch by > ``embedding_atol`` or an int8
+    embedding's cosine to fp32 falls below ``min_int8_embedding_cosine``."""
+    if not len(torch_emb):
+        return {"max_abs_embedding_diff": 0.0, "int8_embedding_min_cosine": 1.0, "int8_embedding_mean_cosine": 1.0}
+    diff = float(np.abs(torch_emb - fp32_emb).max())
+    cosine = (int8_emb * fp32_emb).sum(-1) / np.maximum(
+        np.linalg.norm(int8_emb, axis=-1) * np.linalg.norm(fp32_emb, axis=-1), 1e-12)
+    low = float(cosine.min())
+    if not np.isfinite(diff) or diff > config.embedding_atol:
+        raise OutputMismatchError(f"ONNX fp32 embeddings differ from torch by {diff:.2e} > {config.embedding_atol:.0e}")
+    if not low >= config.min_int8_embedding_cosine:
+        raise OutputMismatchError(f"an int8 embedding's cosine to fp32 is {low:.4f} < {config.min_int8_embedding_cosine}")
+    return {"max_abs_embedding_diff": diff, "int8_embedding_min_cosine": low, "int8_embedding_mean_cosine": float(cosine.mean())}
+
+
 def check_outputs(
     model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, out_dir: Path, texts: Sequence[str], max_length: int,
     config: ExportConfig = SENTIMENT_EXPORT,
 ) -> CheckResult:
-    """Run torch, ORT fp32 and ORT int8 on identical padded batches of ``texts`` and :func:`compare` them."""
+    """Run torch, ORT fp32 and ORT int8 on identical padded batches of ``texts`` and :func:`compare` them
+    (and :func:`compare_embeddings` when the graph has the ``embedding`` output)."""
     import torch
 
     fp32 = _session(out_dir / config.fp32_file)
     int8 = _session(out_dir / config.int8_file)
     names = {i.name for i in fp32.get_inputs()}
+    outputs = list(config.output_names)
+    reference = with_outputs(model, outputs)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    outs = {k: np.zeros((len(texts), len(LABELS)), dtype=np.float32) for k in ("torch", "fp32", "int8")}
+    width = {"logits": len(LABELS), "embedding": int(model.config.hidden_size)}
+    outs = {(k, o): np.zeros((len(texts), width[o]), dtype=np.float32) for k in ("torch", "fp32", "int8") for o in outputs}
     with torch.inference_mode():
         for start in range(0, len(order), CHECK_BATCH):
             idx = order[start : start + CHECK_BATCH]
             feeds = _encode(tokenizer, [texts[i] for i in idx], max_length)
-            outs["torch"][idx] = model(**{k: torch.from_numpy(v) for k, v in feeds.items()}).logits.numpy()
+            got = reference(**{k: torch.from_numpy(v) for k, v in feeds.items()})
+            for o, value in zip(outputs, got if isinstance(got, tuple) else (got,), strict=True):
+                outs["torch", o][idx] = value.numpy()
             feeds = {k: v for k, v in feeds.items() if k in names}
-            outs["fp32"][idx] = fp32.run(None, feeds)[0]
-            outs["int8"][idx] = int8.run(None, feeds)[0]
-    result = compare(outs["torch"], outs["fp32"], outs["int8"], config)
-    logger.info("output check on %d texts: max |torch - fp32| %.2e, int8/fp32 label agreement %.2f%%",
-                result.n, result.max_abs_logit_diff, 100 * result.int8_label_agreement)
+            for kind, session in (("fp32", fp32), ("int8", int8)):
+                for o, value in zip(outputs, session.run(outputs, feeds), strict=True):
+                    outs[kind, o][idx] = value
+    result = compare(outs["torch", "logits"], outs["fp32", "logits"], outs["int8", "logits"], config)
+    if "embedding" in outputs:
+        emb = compare_embeddings(outs["torch", "embedding"], outs["fp32", "embedding"], outs["int8", "embedding"], config)
+        result = CheckResult(**{**asdict(result), **emb})
+    logger.info("output check on %d texts: max |torch - fp32| %.2e, int8/fp32 label agreement %.2f%%, embedding %s",
+                result.n, result.max_abs_logit_diff, 100 * result.int8_label_agreement,
+                f"max |torch - fp32| {result.max_abs_embedding_diff:.2e}, int8/fp32 cosine >= {result.int8_embedding_min_cosine:.4f}"
+                if result.max_abs_embedding_diff is not None else "none")
     return result
 
 
@@ -278,7 +342,9 @@ def export_sentiment(
         "tokenizer": {"file": "tokenizer.json", "files": tokenizer_files, "pad_id": int(tokenizer.pad_token_id or 0)},
         "base_model": base_model or settings.base_model,
         "datasets": DATASETS,
-        "check": {**asdict(check), "atol": config.atol, "min_int8_agreement": config.min_int8_agreement},
+        "check": {**asdict(check), "atol": config.atol, "min_int8_agreement": config.min_int8_agreement,
+                  "embedding_atol": config.embedding_atol, "min_int8_embedding_cosine": config.min_int8_embedding_cosine},
+        "embedding_dim": int(model.config.hidden_size) if "embedding" in config.output_names else None,
         "versions": versions(),
         "files": files,
         "metrics": {},

@@ -238,6 +238,12 @@ class RecommendSettings(BaseModel):
     mmr_lambda: float = Field(0.7, ge=0, le=1, description="MMR trade-off: 1 = relevance only, 0 = diversity only.")
     freshness_half_life_s: float = Field(21_600.0, gt=0, description="Half-life of the freshness decay of a candidate's score.")
     model_dir: Path | None = Field(None, description="Recommendation ONNX artefact dir (default: <artifacts_dir>/recommend/onnx).")
+    shared_encoder: bool = Field(
+        False,
+        description="Embed each article in the pass that scores its sentiment (the sentiment graph's embedding output) "
+        "instead of a second pass of the recommender's own encoder. The recommendation model must have been trained "
+        "over that encoder (finpulse model train recommend --shared-encoder); the worker refuses to start otherwise.",
+    )
 
 
 class Settings(BaseSettings):
@@ -267,6 +273,10 @@ class Settings(BaseSettings):
     stack: StackSettings = Field(default_factory=StackSettings)  # type: ignore[arg-type]
     scrape: ScrapeSettings = Field(default_factory=ScrapeSettings)  # type: ignore[arg-type]
     recommend: RecommendSettings = Field(default_factory=RecommendSettings)  # type: ignore[arg-type]
+
+    def recommend_model_path(self) -> Path:
+        """The recommendation ONNX artefact dir: ``recommend.model_dir`` or ``<artifacts_dir>/recommend/onnx``."""
+        return self.recommend.model_dir or self.model.artifacts_dir / "recommend" / "onnx"
 
 
 def env_var_name(loc: tuple[Any, ...]) -> str:

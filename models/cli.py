@@ -47,6 +47,16 @@ def train_cmd(
         0.0, "--class-weight-power", help="Loss weight per class = frequency ** -power (0 = none, 1 = balanced)."
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    embedding_distill_weight: float = typer.Option(
+        0.0, "--embedding-distill-weight", min=0.0,
+        help="sentiment only: weight of the loss keeping the mean-pooled embedding near the frozen base encoder's "
+             "(so one pass can also embed articles for the recommender); 0 = off.",
+    ),
+    shared_encoder: bool = typer.Option(
+        False, "--shared-encoder",
+        help="recommend only: train the user tower over the trained sentiment model's frozen encoder, so the worker "
+             "embeds articles in the sentiment pass (FINPULSE_RECOMMEND__SHARED_ENCODER=true).",
+    ),
     trainable_layers: int | None = typer.Option(
         None, "--trainable-layers", min=0,
         help="recommend only: top encoder layers fine-tuned (0 = frozen encoder, only the user tower learns; default 3).",
@@ -59,7 +69,7 @@ def train_cmd(
         source = ctx.get_parameter_source("time_budget_min")
         explicit = source is not None and source.name != "DEFAULT"
         return train_recommend_cmd(ctx, time_budget_min if explicit else None, epochs, base, seed,
-                                   trainable_layers=trainable_layers)
+                                   trainable_layers=trainable_layers, shared_encoder=shared_encoder)
     from finpulse.cli import settings_of
     from finpulse.models.train_sentiment import TrainConfig, train_sentiment
 
@@ -74,6 +84,7 @@ def train_cmd(
         seed=seed,
         class_weight_power=class_weight_power,
         progress=progress,
+        embedding_distill_weight=embedding_distill_weight,
     )
     result = train_sentiment(config, _training_dir(settings.artifacts_dir), data_dir=settings.data_dir)
     _show_metrics(result.metrics["eval"], f"trained {name.value} in {result.metrics['train']['seconds']:.0f} s "

@@ -2,7 +2,9 @@
 
 AdamW with linear warm-up and decay, dynamic padding, length-grouped batches, a seed, a time budget and an
 epoch budget (whichever ends first; the learning-rate schedule is re-planned to end with the time budget),
-gradient clipping and early stopping on a validation split carved from the training data. The twitter-fin
+gradient clipping and early stopping on a validation split carved from the training data. Optionally
+(``embedding_distill_weight``) a distillation term keeps the mean-pooled embedding near the frozen base
+encoder's, so that the pass that scores an article can also embed it for the recommender. The twitter-fin
 ``sent_valid.csv`` stays the test set; Financial PhraseBank is only evaluated on.
 
 torch and transformers are imported inside the functions.
@@ -63,6 +65,10 @@ class TrainConfig:
     num_threads: int | None = None
     progress: bool = True
     max_train_examples: int | None = None
+    #: Weight of ``1 - cos(mean-pooled last hidden state, the frozen base encoder's)`` in the loss (0 = off). Keeps the
+    #: encoder's embedding close to the base model's, so the one pass that scores an article can also embed it for
+    #: the recommender (the export's ``embedding`` output).
+    embedding_distill_weight: float = 0.0
 
 
 @dataclass
@@ -178,6 +184,32 @@ def predict_logits(
     return out
 
 
+def mean_pooled(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """L2-normalised mean of ``hidden`` over the unmasked positions: the embedding the export's second output gives."""
+    import torch
+
+    m = mask.to(hidden.dtype)[:, :, None]
+    return torch.nn.functional.normalize((hidden * m).sum(1) / m.sum(1).clamp(min=1.0), dim=-1)
+
+
+def teacher_embeddings(base: str, ids: Sequence[Sequence[int]], pad_id: int, batch_size: int = 128) -> torch.Tensor:
+    """The frozen base encoder's embedding (:func:`mean_pooled`) of every tokenised text, in order."""
+    import torch
+    from transformers import AutoModel
+
+    try:
+        teacher = AutoModel.from_pretrained(resolve_base(base), dtype=torch.float32, add_pooling_layer=False)
+    except OSError as exc:
+        raise BaseModelNotFoundError(f"cannot load base model {base!r} for distillation: {exc}") from exc
+    teacher.eval()
+    out = torch.zeros(len(ids), int(teacher.config.hidden_size))
+    with torch.inference_mode():
+        for idx in _sorted_batches(ids, batch_size):
+            batch = collate([ids[i] for i in idx], pad_id)
+            out[idx] = mean_pooled(teacher(**batch).last_hidden_state, batch["attention_mask"])
+    return out
+
+
 def _softmax_ce(logits: np.ndarray, labels: np.ndarray) -> float:
     shifted = logits - logits.max(axis=1, keepdims=True)
     logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
@@ -257,6 +289,10 @@ def train_sentiment(
     train_ids = tokenize(tokenizer, [e.text for e in fit_set], config.max_length)
     train_y = torch.tensor([e.label for e in fit_set], dtype=torch.long)
     lengths = [len(x) for x in train_ids]
+    teacher: torch.Tensor | None = None
+    if config.embedding_distill_weight > 0:
+        teacher = teacher_embeddings(config.base, train_ids, pad_id, config.eval_batch_size)
+        logger.info("embedding distillation from the frozen %s (weight %.2f)", config.base, config.embedding_distill_weight)
     steps_per_epoch = math.ceil(len(train_ids) / config.batch_size)
     planned_steps = max(1, math.ceil(steps_per_epoch * config.epochs))
     eval_every = max(1, steps_per_epoch // max(1, config.evals_per_epoch))
@@ -313,7 +349,14 @@ def train_sentiment(
         while not done:
             for batch_idx in length_grouped_batches(lengths, config.batch_size, rng):
                 batch = collate([train_ids[i] for i in batch_idx], pad_id)
-                loss = loss_fn(model(**batch).logits, train_y[batch_idx])
+                output = model(**batch, output_hidden_states=teacher is not None)
+                loss = loss_fn(output.logits, train_y[batch_idx])
+                distill = float("nan")
+                if teacher is not None:
+                    student = mean_pooled(output.hidden_states[-1], batch["attention_mask"])
+                    cosine_gap = (1.0 - (student * teacher[batch_idx]).sum(-1)).mean()
+                    distill = float(cosine_gap.detach())
+                    loss = loss + config.embedding_distill_weight * cosine_gap
                 if not torch.isfinite(loss):
                     raise TrainingError(f"loss became {loss.item()} at step {step}")
                 optimizer.zero_grad(set_to_none=True)
@@ -325,7 +368,8 @@ def train_sentiment(
                 seen += len(batch_idx)
                 value = float(loss.item())
                 smoothed = value if math.isnan(smoothed) else 0.9 * smoothed + 0.1 * value
-                history["train"].append({"step": step, "loss": smoothed, "raw_loss": value})
+                history["train"].append({"step": step, "loss": smoothed, "raw_loss": value}
+                                        | ({} if math.isnan(distill) else {"distill": distill}))
                 elapsed = time.monotonic() - started
                 if on_step is not None:
                     on_step(step, value)

@@ -23,7 +23,7 @@ from finpulse.streams.contiguous import commit_only_contiguous
 from finpulse.streams.gaps import refuse_offset_gaps
 from finpulse.streams.highwaters import verify_highwaters
 from finpulse.streams.metrics import StreamMetrics
-from finpulse.streams.scoring import Scorer
+from finpulse.streams.scoring import EmbeddingScorer, Scorer
 from finpulse.streams.seek_first import deliver_after_seek
 
 logger = logging.getLogger(__name__)
@@ -59,7 +59,13 @@ def default_scorer_factory(settings: Settings) -> Callable[[], Scorer]:
     def load() -> Scorer:
         from finpulse.runtime import SentimentRuntime
 
-        return SentimentRuntime.load(None, None, settings.model, batch_size=settings.model.inference_batch_size)
+        runtime = SentimentRuntime.load(None, None, settings.model, batch_size=settings.model.inference_batch_size)
+        if not settings.recommend.shared_encoder:
+            return runtime
+        from finpulse.recommend.encoder import check_shared_encoder
+
+        check_shared_encoder(settings.recommend_model_path(), runtime.card.model_version, runtime.embedding_dim)
+        return EmbeddingScorer(runtime)
 
     return load
 

@@ -36,6 +36,7 @@ from finpulse.recommend.events import ClickEvent, RecommendationList, Recommende
 from finpulse.recommend.profiles import Profile, update_profile
 from finpulse.recommend.pseudonym import pseudonymise
 from finpulse.recommend.ranking import CandidatePool, RankConfig, top_k
+from finpulse.runtime.sentiment import EMBEDDING_DECIMALS
 from finpulse.settings import Settings
 from finpulse.sinks.bulk import BulkWriter, Doc
 from finpulse.streams.channels import StreamTopics, batches, in_event
@@ -48,7 +49,6 @@ logger = logging.getLogger(__name__)
 
 CANDIDATES_TABLE = "recommend-candidates"
 PROFILES_TABLE = "recommend-profiles"
-EMBEDDING_DECIMALS = 5
 POOL_SYNC_INTERVAL_S = 1.0
 FETCH_MAX_WAIT_MS = 50
 
@@ -147,7 +147,7 @@ def register(
                          partitions=specs[base].partitions)
 
     clicks, clicks_dlq, recommendations = topic(t.CLICKS), topic(t.CLICKS_DLQ), topic(t.RECOMMENDATIONS)
-    model_dir = rec.model_dir or settings.model.artifacts_dir / "recommend" / "onnx"
+    model_dir = settings.recommend_model_path()
     service = RecommendService(settings, model_factory or (lambda: model_or_fallback(model_dir, threads=1)))
     candidates = app.GlobalTable(
         CANDIDATES_TABLE, default=None, key_type=str,

@@ -35,12 +35,30 @@ AGENT = "score"
 class Prediction(Protocol):
     label: str
     probabilities: Mapping[str, float]
+    embedding: list[float] | None
 
 
 class Scorer(Protocol):
     model_version: str
 
     def score(self, texts: Sequence[str]) -> Sequence[Prediction]: ...
+
+
+class EmbeddingRuntime(Protocol):
+    model_version: str
+
+    def score(self, texts: Sequence[str], embed: bool = False) -> Sequence[Prediction]: ...
+
+
+class EmbeddingScorer:
+    """A :class:`Scorer` whose predictions carry each text's embedding from the same pass (shared encoder)."""
+
+    def __init__(self, runtime: EmbeddingRuntime) -> None:
+        self._runtime = runtime
+        self.model_version = runtime.model_version
+
+    def score(self, texts: Sequence[str]) -> Sequence[Prediction]:
+        return self._runtime.score(texts, embed=True)
 
 
 def to_scored(article: NewsArticle, prediction: Prediction, model_version: str) -> ScoredArticle:
@@ -51,6 +69,7 @@ def to_scored(article: NewsArticle, prediction: Prediction, model_version: str) 
         probabilities=probabilities,  # type: ignore[arg-type]
         negative_score=probabilities.get("negative", 0.0),
         model_version=model_version,
+        embedding=prediction.embedding,
     )
 
 

@@ -24,10 +24,22 @@ def prepare(settings: Settings) -> None:
         client.close()
 
 
+def preflight(settings: Settings) -> None:
+    """Refuse, with a named error and before any connection, settings whose models cannot work together."""
+    if settings.recommend.shared_encoder:
+        from finpulse.recommend.encoder import check_shared_encoder
+        from finpulse.runtime.card import ModelCard
+
+        card = ModelCard.read(settings.model.sentiment_path())
+        dim = card.data.get("embedding_dim")
+        check_shared_encoder(settings.recommend_model_path(), card.model_version, int(dim) if dim else None)
+
+
 def run_worker(settings: Settings, stream_app: StreamApp | None = None) -> None:
     """Start the worker and block until it is stopped (SIGTERM/SIGINT stop it gracefully)."""
     from faust.worker import Worker
 
+    preflight(settings)
     prepare(settings)
     stream_app = stream_app or create_app(settings)
     stream_app.metrics.serve(settings.stream.metrics_port, settings.stream.web_host)

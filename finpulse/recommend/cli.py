@@ -127,7 +127,7 @@ def _recommend_dirs(settings: object) -> tuple[Path, Path, Path]:
 
     assert isinstance(settings, Settings)
     root = settings.model.artifacts_dir / "recommend"
-    return root / "mind", root / "train", settings.recommend.model_dir or root / "onnx"
+    return root / "mind", root / "train", settings.recommend_model_path()
 
 
 def _ensure_logs(mind_dir: Path, users: int, days: float, seed: int, limit: int = 6000) -> None:
@@ -148,8 +148,11 @@ def train_recommend_cmd(
     seed: int = 13,
     mind: Path | None = None,
     trainable_layers: int | None = None,
+    shared_encoder: bool = False,
 ) -> None:
-    """``finpulse model train recommend``: simulated MIND logs (made once if missing), fine-tuning, export, evaluation."""
+    """``finpulse model train recommend``: simulated MIND logs (made once if missing), fine-tuning, export, evaluation.
+
+    ``shared_encoder``: train only the user tower over the sentiment model's frozen encoder (:mod:`.shared`)."""
     from finpulse.cli import settings_of
     from finpulse.export.recommend import export_recommend
     from finpulse.models.eval_recommend import evaluate_recommend, format_table, ratio_lines
@@ -164,6 +167,16 @@ def train_recommend_cmd(
     config = RecTrainConfig(base=base or settings.model.base_model, epochs=epochs, time_budget_s=budget, seed=seed)
     if trainable_layers is not None:
         config.trainable_layers = trainable_layers
+    if shared_encoder:
+        from finpulse.recommend.shared import sentiment_encoder_dir
+        from finpulse.runtime.card import ModelCard
+
+        if base is not None or trainable_layers not in (None, 0):
+            raise typer.BadParameter("--shared-encoder trains over the sentiment model's frozen encoder: drop --base "
+                                     "and --trainable-layers")
+        config.base, config.trainable_layers = str(sentiment_encoder_dir(settings)), 0
+        # The titles as the sentiment pass reads them (its max_length), so training sees the served embeddings.
+        config.max_length = min(settings.model.max_length, ModelCard.read(settings.model.sentiment_path()).max_length)
     result = train_recommend(config, logs, train_dir)
     train = result.metrics["train"]
     typer.echo(f"trained {result.metrics['model_version']} in {train['seconds']:.0f} s ({train['steps']} steps, "
@@ -173,6 +186,10 @@ def train_recommend_cmd(
     (train_dir / "eval.json").write_text(__import__("json").dumps(results, indent=2), encoding="utf-8")
     data = load_mind(logs, config.test_days)
     samples = [data.news[n].title for n in list(data.news)[:64]]
+    if shared_encoder:
+        from finpulse.recommend.shared import link_shared_encoder
+
+        typer.echo(f"shared encoder: sentiment model {link_shared_encoder(settings, train_dir, samples)}")
     export_recommend(train_dir, onnx_dir, samples, eval_results=results)
     typer.echo(f"held-out impressions of {logs} (simulated logs, not MIND):")
     for line in [*format_table(results), *ratio_lines(results)]:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from finpulse.recommend.exceptions import ModelArtefactError
+from finpulse.recommend.exceptions import ModelArtefactError, SharedEncoderMismatchError
 from finpulse.recommend.ranking import UserTower, l2_normalise
 from finpulse.runtime.sessions import worker_session_options
 
@@ -141,6 +141,30 @@ def load_model(directory: Path, threads: int = 0, verify: bool = True) -> Recomm
     encoder = NewsEncoder.load(directory, card, threads)
     logger.info("recommendation model %s (%d-d) from %s", card.model_version, card.dim, directory)
     return RecommendModel(card.model_version, card.dim, encoder, tower)
+
+
+def check_shared_encoder(directory: Path, sentiment_version: str, embedding_dim: int | None) -> None:
+    """Raise :class:`SharedEncoderMismatchError` unless the embeddings of the sentiment model ``sentiment_version``
+    can feed the recommendation model at ``directory`` (trained over that very encoder, same width).
+
+    No recommendation model yet is fine: the stream then ranks by mean pooling over those embeddings.
+    """
+    if embedding_dim is None:
+        raise SharedEncoderMismatchError(
+            f"the sentiment model {sentiment_version} has no embedding output: re-export it (finpulse model export "
+            "sentiment) or unset FINPULSE_RECOMMEND__SHARED_ENCODER")
+    if not (directory / CARD_FILE).is_file():
+        logger.info("shared encoder: no recommendation model at %s yet; ranking by mean pooling", directory)
+        return
+    card = RecommendCard.read(directory)
+    shared = card.data.get("shared_sentiment_model")
+    if shared != sentiment_version or card.dim != embedding_dim:
+        trained_over = f"the encoder of sentiment model {shared}" if shared else "its own encoder"
+        raise SharedEncoderMismatchError(
+            f"FINPULSE_RECOMMEND__SHARED_ENCODER is on, but the recommendation model {card.model_version} at {directory} "
+            f"was trained over {trained_over} ({card.dim}-d), not over sentiment model {sentiment_version} "
+            f"({embedding_dim}-d): run finpulse model train recommend --shared-encoder, or unset the setting")
+    logger.info("shared encoder: articles are embedded in the sentiment pass of %s", sentiment_version)
 
 
 def model_or_fallback(directory: Path, dim: int = 384, threads: int = 0) -> RecommendModel:

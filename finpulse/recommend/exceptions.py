@@ -27,3 +27,8 @@ class ModelArtefactError(RecommendError):
 
 class ExportCheckError(RecommendError):
     """The exported model's outputs differ from the trained model's beyond tolerance."""
+
+
+class SharedEncoderMismatchError(RecommendError):
+    """``FINPULSE_RECOMMEND__SHARED_ENCODER`` is on, but the recommendation model was not trained over the encoder
+    of the sentiment model in use (or that model has no embedding output)."""

@@ -34,6 +34,10 @@ PROVIDER_NAMES = {
 #: Characters kept per text before tokenizing: far beyond what ``max_length`` tokens can span in real text,
 #: it only bounds the tokenizer's work on pathological inputs (a 100k-character body).
 CHARS_PER_TOKEN_CAP = 64
+#: The graph output holding each text's unit embedding (see ``finpulse.export.sentiment``).
+EMBEDDING_OUTPUT = "embedding"
+#: Decimals kept of an embedding written to a record or an index (1e-5 of a unit vector's components).
+EMBEDDING_DECIMALS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +47,8 @@ class Prediction:
     label: str
     probabilities: dict[str, float]
     model_version: str
+    #: The article's unit embedding from the same pass (``score(..., embed=True)`` on a graph with that output).
+    embedding: list[float] | None = None
 
     @property
     def negative_score(self) -> float:
@@ -79,6 +85,12 @@ class SentimentRuntime:
         self.providers: list[str] = list(session.get_providers())
         self._input_names = [i.name for i in session.get_inputs()]
         self._output_name = session.get_outputs()[0].name
+        embedding = [o for o in session.get_outputs() if o.name == EMBEDDING_OUTPUT]
+        #: Width of the graph's ``embedding`` output; None for a graph that only has the logits (older exports).
+        self.embedding_dim: int | None = None
+        if embedding:
+            width = embedding[0].shape[-1]
+            self.embedding_dim = int(width) if isinstance(width, int) else int(card.data.get("embedding_dim") or 0) or None
         self._pad_id = int(card.data["tokenizer"].get("pad_id", 0))
         self._char_cap = max_length * CHARS_PER_TOKEN_CAP
         self._use_iobinding = "CUDAExecutionProvider" in self.providers or "TensorrtExecutionProvider" in self.providers
@@ -142,16 +154,16 @@ class SentimentRuntime:
         self.score(["warm-up", "warm " * self.max_length])
         logger.debug("warm-up took %.3f s", time.perf_counter() - started)
 
-    def _run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    def _run(self, feeds: dict[str, np.ndarray], outputs: list[str]) -> list[np.ndarray]:
         if self._use_iobinding:
-            return self._run_iobinding(feeds)
+            return self._run_iobinding(feeds, outputs)
         try:
-            return np.asarray(self._session.run([self._output_name], feeds)[0])
+            return [np.asarray(o) for o in self._session.run(outputs, feeds)]
         except Exception as exc:  # onnxruntime's errors are untyped
             raise InferenceError(f"onnxruntime failed on a batch of shape {feeds['input_ids'].shape}: {exc}") from exc
 
-    def _run_iobinding(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
-        """Inputs copied to the GPU once, output allocated there and copied back once (no per-op copies)."""
+    def _run_iobinding(self, feeds: dict[str, np.ndarray], outputs: list[str]) -> list[np.ndarray]:
+        """Inputs copied to the GPU once, outputs allocated there and copied back once (no per-op copies)."""
         import onnxruntime as ort
 
         binding = self._session.io_binding()
@@ -160,19 +172,33 @@ class SentimentRuntime:
             value = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array), "cuda", self._device_id)
             keep.append(value)
             binding.bind_ortvalue_input(name, value)
-        binding.bind_output(self._output_name, "cuda", self._device_id)
+        for name in outputs:
+            binding.bind_output(name, "cuda", self._device_id)
         try:
             self._session.run_with_iobinding(binding)
         except Exception as exc:  # onnxruntime's errors are untyped
             raise InferenceError(f"onnxruntime (IO binding) failed on shape {feeds['input_ids'].shape}: {exc}") from exc
-        return np.asarray(binding.copy_outputs_to_cpu()[0])
+        return [np.asarray(o) for o in binding.copy_outputs_to_cpu()]
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         """Class probabilities, shape (len(texts), len(labels)), in input order."""
+        return self._infer(texts, embed=False)[0]
+
+    def probabilities_and_embeddings(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Class probabilities and unit embeddings ``(len(texts), embedding_dim)`` of one pass, in input order."""
+        probs, embeddings = self._infer(texts, embed=True)
+        assert embeddings is not None
+        return probs, embeddings
+
+    def _infer(self, texts: Sequence[str], embed: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        if embed and self.embedding_dim is None:
+            raise InferenceError(f"model {self.model_version} has no {EMBEDDING_OUTPUT!r} output; re-export it")
         n = len(texts)
         out = np.empty((n, len(self.labels)), dtype=np.float32)
+        embeddings = np.empty((n, self.embedding_dim or 0), dtype=np.float32) if embed else None
+        outputs = [self._output_name, EMBEDDING_OUTPUT] if embed else [self._output_name]
         if n == 0:
-            return out
+            return out, embeddings
         cap = self._char_cap
         encodings = self._tokenizer.encode_batch([t if len(t) <= cap else t[:cap] for t in texts])
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=n)
@@ -188,16 +214,23 @@ class SentimentRuntime:
             feeds = {"input_ids": ids, "attention_mask": mask}
             if "token_type_ids" in self._input_names:
                 feeds["token_type_ids"] = np.zeros_like(ids)
-            out[idx] = softmax(self._run(feeds).astype(np.float32))
-        return out
+            results = self._run(feeds, outputs)
+            out[idx] = softmax(results[0].astype(np.float32))
+            if embeddings is not None:
+                embeddings[idx] = results[1]
+        return out, embeddings
 
-    def score(self, texts: Sequence[str]) -> list[Prediction]:
-        """Label, probabilities by label and model version of each text, in input order."""
-        probs = self.probabilities(texts)
+    def score(self, texts: Sequence[str], embed: bool = False) -> list[Prediction]:
+        """Label, probabilities by label and model version of each text, in input order (with ``embed``, also
+        each text's embedding from the same pass)."""
+        probs, embeddings = self._infer(texts, embed)
         labels = self.labels
         best = probs.argmax(axis=1).tolist()
         version = self.model_version
+        vectors: list[list[float] | None] = (
+            np.round(embeddings, EMBEDDING_DECIMALS).tolist() if embeddings is not None else [None] * len(best)
+        )
         return [
-            Prediction(labels[b], dict(zip(labels, row, strict=True)), version)
-            for b, row in zip(best, probs.tolist(), strict=True)
+            Prediction(labels[b], dict(zip(labels, row, strict=True)), version, vector)
+            for b, row, vector in zip(best, probs.tolist(), vectors, strict=True)
         ]

@@ -46,6 +46,10 @@ def test_export_layout_and_card(tiny_onnx_dir: Path) -> None:
     assert card["labels"] == ["negative", "neutral", "positive"]
     assert card["opset"] >= 17
     assert card["check"]["max_abs_logit_diff"] <= 1e-3
+    assert card["outputs"] == ["logits", "embedding"]
+    assert card["check"]["max_abs_embedding_diff"] <= 1e-3
+    assert card["check"]["int8_embedding_min_cosine"] >= 0.95
+    assert card["embedding_dim"] == json.loads((tiny_onnx_dir / "config.json").read_text())["hidden_size"]
     for name, digest in card["files"].items():
         assert sha256_of(tiny_onnx_dir / name) == digest
     assert set(card["versions"]) >= {"torch", "onnx", "onnxruntime", "transformers"}
@@ -64,6 +68,8 @@ def test_dynamic_axes(tiny_onnx_dir: Path) -> None:
         ids = np.full((batch, seq), 1000, dtype=np.int64)
         out = session.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)})
         assert out[0].shape == (batch, 3)
+        assert out[1].shape[0] == batch
+        np.testing.assert_allclose(np.linalg.norm(out[1], axis=1), 1.0, atol=1e-5)  # unit embeddings
 
 
 @pytest.mark.slow
@@ -81,3 +87,20 @@ def test_forced_mismatch_raises(tiny_onnx_dir: Path, tmp_path: Path) -> None:
         model.classifier.bias += 0.01
     with pytest.raises(OutputMismatchError, match="differ from torch"):
         check_outputs(model, tokenizer, work, texts, 64, lenient)
+
+
+def test_compare_embeddings_raises_a_named_error() -> None:
+    from finpulse.export.sentiment import compare_embeddings
+
+    config = ExportConfig(name="x")
+    rng = np.random.default_rng(0)
+    ref = rng.normal(size=(6, 8)).astype(np.float32)
+    ref /= np.linalg.norm(ref, axis=1, keepdims=True)
+    result = compare_embeddings(ref, ref + 1e-5, ref, config)
+    assert result["max_abs_embedding_diff"] <= 2e-5 and result["int8_embedding_min_cosine"] > 0.999
+    with pytest.raises(OutputMismatchError, match="embeddings differ from torch"):
+        compare_embeddings(ref, ref + 2e-3, ref, config)
+    turned = ref.copy()
+    turned[2] = -turned[2]
+    with pytest.raises(OutputMismatchError, match="int8 embedding's cosine"):
+        compare_embeddings(ref, ref, turned, config)

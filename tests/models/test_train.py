@@ -62,3 +62,26 @@ def test_time_budget_stops_training(tiny_bert_dir: Path, tmp_path: Path) -> None
                              test_sets={"syn": synthetic_examples(12)})
     assert result.metrics["train"]["stop_reason"] == "time budget"
     assert result.metrics["train"]["seconds"] < 30
+
+
+@pytest.mark.slow
+def test_embedding_distillation_keeps_the_embedding_near_the_base(tiny_bert_dir: Path, tmp_path: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from finpulse.models.train_sentiment import teacher_embeddings, tokenize
+
+    train = synthetic_examples(320, seed=1)
+    ids = tokenize(AutoTokenizer.from_pretrained(tiny_bert_dir), [e.text for e in train], 32)
+    base = teacher_embeddings(str(tiny_bert_dir), ids, 0)
+    gaps = {}
+    for weight in (0.0, 5.0):
+        config = TrainConfig(
+            base=str(tiny_bert_dir), epochs=2, time_budget_s=120, batch_size=16, lr=2e-3, warmup_ratio=0.1,
+            max_length=32, evals_per_epoch=1, patience=5, progress=False, seed=0, embedding_distill_weight=weight,
+        )
+        result = train_sentiment(config, tmp_path / f"w{weight}", train_examples=train, test_sets={"syn": train[:40]})
+        tuned = teacher_embeddings(str(result.model_dir), ids, 0)
+        gaps[weight] = float((1.0 - (tuned * base).sum(-1)).mean())
+        logged = [r["distill"] for r in result.history["train"] if "distill" in r]
+        assert (len(logged) == len(result.history["train"])) if weight else not logged
+    assert gaps[5.0] < 0.5 * gaps[0.0], gaps

@@ -152,3 +152,44 @@ def test_flush_to_zero_is_set_and_changes_no_output(tiny_onnx_dir: Path) -> None
     assert on._session.get_session_options().get_session_config_entry(entry) == "1"
     assert off._session.get_session_options().get_session_config_entry(entry) == "0"
     np.testing.assert_allclose(on.probabilities(texts), off.probabilities(texts), atol=1e-6)
+
+
+def test_the_scoring_pass_also_embeds(tiny_onnx_dir: Path) -> None:
+    import torch
+
+    from finpulse.export.sentiment import load_trained
+    from finpulse.models.train_sentiment import collate, mean_pooled, tokenize
+
+    fp32 = SentimentRuntime.load(tiny_onnx_dir, "fp32", SETTINGS, batch_size=8)
+    texts = [e.text for e in synthetic_examples(20, seed=4)] + ["short"]
+    plain, embedded = fp32.score(texts), fp32.score(texts, embed=True)
+    assert all(p.embedding is None for p in plain)
+    np.testing.assert_allclose(_probs(plain, fp32.labels), _probs(embedded, fp32.labels), atol=1e-6)
+    vectors = np.array([p.embedding for p in embedded])
+    assert vectors.shape == (len(texts), fp32.embedding_dim)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    np.testing.assert_allclose(fp32.probabilities_and_embeddings(texts)[1], vectors, atol=1e-5)
+    model, tokenizer = load_trained(tiny_onnx_dir.parent / "model")
+    ids = tokenize(tokenizer, texts, 64)
+    with torch.no_grad():
+        batch = collate(ids, tokenizer.pad_token_id or 0)
+        reference = mean_pooled(model(**batch, output_hidden_states=True).hidden_states[-1], batch["attention_mask"])
+    np.testing.assert_allclose(vectors, reference.numpy(), atol=1e-4)  # the torch encoder's mean-pooled embedding
+
+
+def test_a_graph_without_the_embedding_output_says_so(tiny_onnx_dir: Path, tmp_path: Path) -> None:
+    from finpulse.export.config import ExportConfig
+    from finpulse.export.sentiment import export_onnx, load_trained
+    from finpulse.runtime.exceptions import InferenceError
+
+    work = tmp_path / "onnx"
+    shutil.copytree(tiny_onnx_dir, work)
+    model, tokenizer = load_trained(tiny_onnx_dir.parent / "model")
+    export_onnx(model, tokenizer, work / "model.fp32.onnx", ExportConfig(
+        name="sentiment", output_names=("logits",),
+        dynamic_axes={k: v for k, v in ExportConfig(name="x").dynamic_axes.items() if k != "embedding"}))
+    old = SentimentRuntime.load(work, "fp32", SETTINGS, verify=False)
+    assert old.embedding_dim is None
+    assert len(old.score(["Acme slumps"])) == 1
+    with pytest.raises(InferenceError, match="no 'embedding' output"):
+        old.score(["Acme slumps"], embed=True)

@@ -1,0 +1,95 @@
+"""One encoder pass for both tasks: a recommender trained over the sentiment model's frozen encoder, linked to the
+exported sentiment model, and the worker's refusal of any other pairing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from finpulse.recommend.encoder import check_shared_encoder
+from finpulse.recommend.exceptions import SharedEncoderMismatchError
+from finpulse.recommend.simulate import ClickSimulator, SimArticle, SimConfig, default_start, write_mind_logs
+from finpulse.settings import Settings
+
+START = default_start()
+
+
+def _card(directory: Path, **fields: object) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    card = {"model_version": "two-tower-x", "dim": 32, "max_length": 24, "files": {}, **fields}
+    (directory / "card.json").write_text(json.dumps(card), encoding="utf-8")
+    return directory
+
+
+def test_check_accepts_only_the_recommender_trained_over_that_sentiment_model(tmp_path: Path) -> None:
+    check_shared_encoder(tmp_path / "none-yet", "sentiment-a", 32)  # no recommender yet: mean pooling, fine
+    with pytest.raises(SharedEncoderMismatchError, match="no embedding output"):
+        check_shared_encoder(tmp_path / "none-yet", "sentiment-a", None)
+    own = _card(tmp_path / "own", shared_sentiment_model=None)
+    with pytest.raises(SharedEncoderMismatchError, match="its own encoder"):
+        check_shared_encoder(own, "sentiment-a", 32)
+    shared = _card(tmp_path / "shared", shared_sentiment_model="sentiment-a")
+    check_shared_encoder(shared, "sentiment-a", 32)
+    with pytest.raises(SharedEncoderMismatchError, match="sentiment model sentiment-a"):
+        check_shared_encoder(shared, "sentiment-b", 32)
+    with pytest.raises(SharedEncoderMismatchError, match="32-d"):
+        check_shared_encoder(shared, "sentiment-a", 64)
+
+
+@pytest.fixture(scope="module")
+def sentiment(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``<dir>/model`` (a tiny BERT classifier) exported to ``<dir>/onnx`` with its embedding output."""
+    from finpulse.models.testing import export_tiny
+
+    return export_tiny(tmp_path_factory.mktemp("sentiment")).parent
+
+
+@pytest.fixture(scope="module")
+def mind_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    words = ("bank lender loan credit", "oil crude OPEC refinery", "chip software cloud AI")
+    articles = [SimArticle(f"{i:032x}", f"{words[i % 3].split()[i % 4]} news {i}", (), ("financials", "energy", "technology")[i % 3],
+                           "markets", 0, START - 86_400 + i * 1800.0) for i in range(180)]
+    out = tmp_path_factory.mktemp("mind")
+    write_mind_logs(ClickSimulator(articles, SimConfig(users=40, days=3), seed=2), out, START)
+    return out
+
+
+def _train(base: Path, mind_dir: Path, out: Path) -> Path:
+    from finpulse.models.train_recommend import RecTrainConfig, train_recommend
+
+    config = RecTrainConfig(base=str(base), epochs=1.0, time_budget_s=120, trainable_layers=0, attention_dim=8,
+                            history=10, batch_size=16, threads=1, max_length=64)
+    train_recommend(config, mind_dir, out)
+    return out
+
+
+@pytest.mark.slow
+def test_link_records_the_sentiment_model_and_refuses_another_encoder(sentiment: Path, mind_dir: Path, tmp_path: Path) -> None:
+    from finpulse.export.recommend import export_recommend
+    from finpulse.models.testing import build_tiny_bert
+    from finpulse.recommend.shared import link_shared_encoder, sentiment_encoder_dir
+    from finpulse.runtime.card import ModelCard
+
+    artifacts = tmp_path / "artifacts"
+    shutil.copytree(sentiment / "model", artifacts / "sentiment" / "train" / "model")
+    settings = Settings.model_validate({"model": {"artifacts_dir": artifacts, "sentiment_dir": sentiment / "onnx",
+                                                  "providers": ["cpu"], "intra_op_threads": 1}})
+    version = ModelCard.read(sentiment / "onnx").model_version
+    texts = ["bank loan growth", "oil falls on OPEC supply news today", "chip maker raises outlook"]
+
+    train_dir = _train(sentiment_encoder_dir(settings), mind_dir, tmp_path / "train")
+    assert link_shared_encoder(settings, train_dir, texts) == version
+    out = export_recommend(train_dir, tmp_path / "onnx", texts, None)
+    card = json.loads((out / "card.json").read_text())
+    assert card["shared_sentiment_model"] == version
+    assert "Shared encoder" in (out / "MODEL_CARD.md").read_text()
+    check_shared_encoder(out, version, card["dim"])  # the worker's start-up check passes
+
+    other = _train(build_tiny_bert(tmp_path / "other-bert", seed=1), mind_dir, tmp_path / "other")
+    with pytest.raises(SharedEncoderMismatchError, match="not the encoder the recommender was trained over"):
+        link_shared_encoder(settings, other, texts)
+    with pytest.raises(SharedEncoderMismatchError, match="its own encoder"):
+        check_shared_encoder(export_recommend(other, tmp_path / "other-onnx", texts, None), version, card["dim"])
