@@ -42,6 +42,9 @@ def pipeline(
     load_levels: str = typer.Option("0.25,0.5,0.9", help="Latency load levels, fractions of the measured maximum."),
     two_workers: bool = typer.Option(True, help="Also measure 2 workers in the same consumer group."),
     recommender_off: bool = typer.Option(True, help="Also measure 1 worker with the recommendation news encoder off."),
+    shared_recommender: Path | None = typer.Option(
+        None, help="A recommendation model trained with --shared-encoder over the benchmarked sentiment model: also "
+                   "measure 1 worker that embeds articles in the sentiment pass."),
     seed_baseline: bool = typer.Option(True, help="Measure the seed's torch way (needs the train extra)."),
     profile: bool = typer.Option(False, help="py-spy record the worker during the first end-to-end run."),
     model_dir: Path | None = typer.Option(None, help="Exported sentiment model dir, used when the configured one has no card."),
@@ -75,6 +78,7 @@ def pipeline(
             articles=articles, repeats=repeats, threads=threads, batch_sizes=_ints(batch_sizes), raw_texts=raw_texts,
             single_texts=single_texts, seed_texts=seed_texts, latency_seconds=latency_seconds,
             load_levels=_floats(load_levels), two_workers=two_workers, recommender_off_too=recommender_off,
+            shared_recommender=shared_recommender,
             seed_baseline=seed_baseline, profile=profile, timeout_s=timeout_s, model_dir=model_dir,
             torch_model_dir=torch_model_dir, data_file=data, out_dir=out,
         ))

@@ -48,6 +48,9 @@ class BenchConfig:
     load_levels: tuple[float, ...] = (0.25, 0.5, 0.9)
     two_workers: bool = True
     recommender_off_too: bool = True  # also measure 1 worker with the recommendation news encoder off
+    #: A recommendation model trained with --shared-encoder over the benchmarked sentiment model: also measure 1
+    #: worker that embeds articles in the sentiment pass (FINPULSE_RECOMMEND__SHARED_ENCODER) with it.
+    shared_recommender: Path | None = None
     seed_baseline: bool = True
     profile: bool = False
     timeout_s: float = 300.0
@@ -182,10 +185,11 @@ class ModelBench:
 
 
 def run_settings(base: Settings, model_dir: Path, threads: int, tag: str, no_recommender: Path | None = None,
-                 faust_dir: Path | None = None) -> Settings:
+                 faust_dir: Path | None = None, shared_recommender: Path | None = None) -> Settings:
     """Settings of one pipeline run: its own topics, group and indices, the benchmarked model.
 
-    ``no_recommender`` (an empty dir) as the recommendation model dir turns the worker's news encoder off.
+    ``no_recommender`` (an empty dir) as the recommendation model dir turns the worker's news encoder off;
+    ``shared_recommender`` runs that recommendation model over the embeddings of the sentiment pass.
     """
     from finpulse.infra.stack.process import free_port
 
@@ -203,6 +207,8 @@ def run_settings(base: Settings, model_dir: Path, threads: int, tag: str, no_rec
     if no_recommender is not None:
         no_recommender.mkdir(parents=True, exist_ok=True)
         data["recommend"]["model_dir"] = no_recommender
+    if shared_recommender is not None:
+        data["recommend"].update(model_dir=shared_recommender, shared_encoder=True)
     return Settings.model_validate(data)
 
 
@@ -268,11 +274,12 @@ def _check_alive(workers: Sequence[BenchWorker]) -> None:
 
 
 def throughput_run(base: Settings, config: BenchConfig, model_dir: Path, items: Sequence[NewsArticle],
-                   workers: int, profile_to: Path | None = None, recommender: bool = True) -> dict[str, float]:
+                   workers: int, profile_to: Path | None = None, recommender: bool = True,
+                   shared: Path | None = None) -> dict[str, float]:
     """Pre-load ``items`` into news.raw, start ``workers`` worker processes, time first → last document indexed."""
     off = None if recommender else config.out_dir / "no-recommender-model"
-    settings = run_settings(base, model_dir, config.thread_count, f"e2e{workers}{'' if recommender else 's'}", off,
-                            config.out_dir / "faust")
+    tag = f"e2e{workers}{'' if recommender else 's'}{'x' if shared else ''}"
+    settings = run_settings(base, model_dir, config.thread_count, tag, off, config.out_dir / "faust", shared)
     _prepare(settings)
     stats = _publish(settings, items)
     if stats.failed:
@@ -483,6 +490,11 @@ def run_pipeline_bench(settings: Settings, config: BenchConfig, on_step: Callabl
             step(f"repeat {r + 1}/{config.repeats}: end to end, 1 worker, recommendation encoder off")
             for name, value in throughput_run(settings, config, model_dir, pipeline_items, 1, recommender=False).items():
                 result.add(f"e2e1s_{name}", value)
+        if config.shared_recommender is not None:
+            step(f"repeat {r + 1}/{config.repeats}: end to end, 1 worker, one shared encoder pass")
+            for name, value in throughput_run(settings, config, model_dir, pipeline_items, 1,
+                                              shared=config.shared_recommender).items():
+                result.add(f"e2e1x_{name}", value)
         if config.two_workers:
             step(f"repeat {r + 1}/{config.repeats}: end to end, 2 workers")
             for name, value in throughput_run(settings, config, model_dir, pipeline_items, 2).items():

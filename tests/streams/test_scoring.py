@@ -9,6 +9,7 @@ from finpulse.streams.scoring import Deduplicator, observations, to_scored
 class _Prediction:
     label: str
     probabilities: dict[str, float]
+    embedding: list[float] | None = None
 
 
 @dataclass
@@ -45,6 +46,23 @@ def test_to_scored_carries_label_probabilities_and_version() -> None:
     assert scored.negative_score == 0.9
     assert scored.model_version == "m1"
     assert scored.title == "Tesla recalls cars"
+
+
+def test_the_embedding_of_the_scoring_pass_travels_with_the_article() -> None:
+    from finpulse.streams.scoring import EmbeddingScorer
+
+    class Runtime:
+        model_version = "m2"
+
+        def score(self, texts: list[str], embed: bool = False) -> list[_Prediction]:
+            return [_Prediction("neutral", {"negative": 0.1, "neutral": 0.8, "positive": 0.1},
+                                [0.6, 0.8] if embed else None) for _ in texts]
+
+    scorer = EmbeddingScorer(Runtime())
+    assert scorer.model_version == "m2"
+    (prediction,) = scorer.score(["Tesla recalls cars"])
+    assert to_scored(_article(["TSLA"]), prediction, "m2").embedding == [0.6, 0.8]
+    assert to_scored(_article(["TSLA"]), Runtime().score(["x"])[0], "m2").embedding is None
 
 
 def test_observations_fan_out_to_tickers_and_market() -> None:
