@@ -26,6 +26,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -130,6 +131,17 @@ class RecommendService:
         return items
 
 
+def _load_model(settings: Settings, model_dir: Path) -> RecommendModel:
+    """The recommendation model; with a shared encoder the articles arrive embedded by the sentiment pass, so no
+    second encoder is loaded and, without a trained model, the fallback ranks the sentiment model's embeddings."""
+    if not settings.recommend.shared_encoder:
+        return model_or_fallback(model_dir, threads=1)
+    from finpulse.runtime.card import ModelCard
+
+    dim = ModelCard.read(settings.model.sentiment_path()).data.get("embedding_dim")
+    return model_or_fallback(model_dir, dim=int(dim or 384), threads=1, with_encoder=False)
+
+
 def register(
     app: Any,
     topics: StreamTopics,
@@ -148,7 +160,7 @@ def register(
 
     clicks, clicks_dlq, recommendations = topic(t.CLICKS), topic(t.CLICKS_DLQ), topic(t.RECOMMENDATIONS)
     model_dir = settings.recommend_model_path()
-    service = RecommendService(settings, model_factory or (lambda: model_or_fallback(model_dir, threads=1)))
+    service = RecommendService(settings, model_factory or (lambda: _load_model(settings, model_dir)))
     candidates = app.GlobalTable(
         CANDIDATES_TABLE, default=None, key_type=str,
         partitions=topics.news_scored.partitions, recovery_buffer_size=1, help="article id → embedding and metadata",

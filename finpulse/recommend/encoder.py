@@ -131,14 +131,16 @@ class RecommendModel:
     tower: UserTower
 
 
-def load_model(directory: Path, threads: int = 0, verify: bool = True) -> RecommendModel:
+def load_model(directory: Path, threads: int = 0, verify: bool = True, with_encoder: bool = True) -> RecommendModel:
+    """The model at ``directory``; without ``with_encoder`` (shared encoder: articles arrive embedded by the sentiment
+    pass) the news encoder is not loaded, and an article that arrives without an embedding is no candidate."""
     card = RecommendCard.read(directory)
     if verify:
         card.verify()
     tower = UserTower.load(directory / TOWER_FILE)
     if tower.dim != card.dim:
         raise ModelArtefactError(f"{directory}: user tower is {tower.dim}-d, card says {card.dim}")
-    encoder = NewsEncoder.load(directory, card, threads)
+    encoder = NewsEncoder.load(directory, card, threads) if with_encoder else None
     logger.info("recommendation model %s (%d-d) from %s", card.model_version, card.dim, directory)
     return RecommendModel(card.model_version, card.dim, encoder, tower)
 
@@ -167,9 +169,9 @@ def check_shared_encoder(directory: Path, sentiment_version: str, embedding_dim:
     logger.info("shared encoder: articles are embedded in the sentiment pass of %s", sentiment_version)
 
 
-def model_or_fallback(directory: Path, dim: int = 384, threads: int = 0) -> RecommendModel:
+def model_or_fallback(directory: Path, dim: int = 384, threads: int = 0, with_encoder: bool = True) -> RecommendModel:
     """The exported model, or (no artefact yet) mean pooling over embeddings the articles carry themselves."""
     if not (directory / CARD_FILE).is_file():
         logger.warning("no recommendation model at %s: only articles that carry an embedding become candidates", directory)
         return RecommendModel("mean-pooling-no-encoder", dim, None, UserTower.mean_pooling(dim))
-    return load_model(directory, threads)
+    return load_model(directory, threads, with_encoder=with_encoder)

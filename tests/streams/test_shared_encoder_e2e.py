@@ -9,10 +9,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 
-from finpulse.infra.topics import NEWS_RAW, NEWS_SCORED, topic_name
+from finpulse.infra.topics import CLICKS, NEWS_RAW, NEWS_SCORED, topic_name
+from finpulse.recommend.events import ClickEvent
 from finpulse.settings import Settings
 from finpulse.streams.ids import article_id
 from finpulse.streams.records import NewsArticle, ScoredArticle
@@ -28,6 +30,14 @@ def _documents(es: Any, settings: Settings, n: int) -> list[dict[str, Any]]:
     es.indices.refresh(index=index, ignore_unavailable=True, allow_no_indices=True)
     hits = es.search(index=index, size=n + 10, ignore_unavailable=True, allow_no_indices=True)["hits"]["hits"]
     return [h["_source"] for h in hits]
+
+
+def _served(settings: Settings, user: str) -> list[dict[str, Any]]:
+    try:
+        response = httpx.get(f"http://127.0.0.1:{settings.stream.web_port}/v1/users/{user}/recommendations", timeout=5)
+    except httpx.TransportError:
+        return []
+    return list(response.json().get("items", [])) if response.status_code == 200 else []
 
 
 def test_the_scoring_pass_embeds_each_article(pipeline_settings: Settings, es_client: Any, tmp_path: Path) -> None:
@@ -52,6 +62,15 @@ def test_the_scoring_pass_embeds_each_article(pipeline_settings: Settings, es_cl
             assert max(float(np.abs(v - same[0]).max()) for v in same) < 1e-3
         scored = consume_all(settings, topic_name(settings.kafka, NEWS_SCORED), expect=len(articles), timeout_s=30)
         assert all(ScoredArticle.model_validate_json(r.value).embedding for r in scored)
+        # No recommendation model and no encoder of its own: only articles carrying the sentiment pass's embedding
+        # can become candidates, so a feed proves the recommender ranks by them.
+        clicked = articles[0].id
+        click = ClickEvent(user_id="reader-1", article_id=clicked, event_type="click", timestamp=now, position=0,
+                           session_id="s1")
+        produce(settings, topic_name(settings.kafka, CLICKS), [(b"reader-1", click.to_bytes())])
+        served = wait_for(lambda: _served(settings, "reader-1"), 60, "a feed for the reader", worker)
+        ids = [item["article_id"] for item in served]
+        assert ids and clicked not in ids and set(ids) <= {a.id for a in articles}
         assert worker.alive
     finally:
         worker.stop()
