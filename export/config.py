@@ -33,7 +33,7 @@ class ExportConfig:
     atol: float = 1e-3
     #: Smallest share of the test set on which int8 and fp32 must agree on the label.
     min_int8_agreement: float = 0.97
-    #: Largest |torch - ORT fp32| embedding difference accepted, and the smallest int8/fp32 cosine on any text.
+    #: Largest |torch - ORT fp32| embedding difference accepted; an int8/fp32 cosine below the second is warned about.
     embedding_atol: float = 1e-3
     min_int8_embedding_cosine: float = 0.95
     #: ``legacy`` (TorchScript-based, ``dynamo=False``) is tried first; the other one if it fails.

@@ -23,6 +23,8 @@ logger = logging.getLogger(__name__)
 
 #: Smallest cosine between the exported sentiment graph's fp32 embedding and the trained torch encoder's.
 MIN_LINK_COSINE = 0.999
+#: Smallest cosine between the embedding of the variant the worker serves (int8 by default) and the trained one.
+MIN_SERVED_COSINE = 0.95
 SHARED_KEY = "shared_sentiment_model"
 
 
@@ -55,6 +57,16 @@ def link_shared_encoder(settings: Settings, train_dir: Path, texts: Sequence[str
         raise SharedEncoderMismatchError(
             f"the exported sentiment model {runtime.card.model_version} is not the encoder the recommender was trained "
             f"over (cosine {cosine:.4f} < {MIN_LINK_COSINE}): export the trained sentiment model again")
+    variant = settings.model.sentiment_variant
+    if variant != "fp32":
+        served = SentimentRuntime.load(None, variant, settings.model, warmup=False).probabilities_and_embeddings(texts)[1]
+        low = float((served * trained).sum(-1).min()) if len(texts) else 1.0
+        if not low >= MIN_SERVED_COSINE:
+            raise SharedEncoderMismatchError(
+                f"the {variant} variant of sentiment model {runtime.card.model_version} moves an embedding too far "
+                f"from the trained encoder's (cosine {low:.4f} < {MIN_SERVED_COSINE}): serve fp32 "
+                "(FINPULSE_MODEL__SENTIMENT_VARIANT=fp32) or train the sentiment model with --embedding-distill-weight")
+        logger.info("shared encoder: %s embeddings within cosine %.4f of the trained encoder's", variant, low)
     metrics[SHARED_KEY] = runtime.card.model_version
     (train_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     logger.info("shared encoder: sentiment model %s (embedding cosine to the trained encoder >= %.5f)",

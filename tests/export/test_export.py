@@ -48,7 +48,7 @@ def test_export_layout_and_card(tiny_onnx_dir: Path) -> None:
     assert card["check"]["max_abs_logit_diff"] <= 1e-3
     assert card["outputs"] == ["logits", "embedding"]
     assert card["check"]["max_abs_embedding_diff"] <= 1e-3
-    assert card["check"]["int8_embedding_min_cosine"] >= 0.95
+    assert 0.0 < card["check"]["int8_embedding_mean_cosine"] <= 1.0 + 1e-6
     assert card["embedding_dim"] == json.loads((tiny_onnx_dir / "config.json").read_text())["hidden_size"]
     for name, digest in card["files"].items():
         assert sha256_of(tiny_onnx_dir / name) == digest
@@ -101,6 +101,5 @@ def test_compare_embeddings_raises_a_named_error() -> None:
     with pytest.raises(OutputMismatchError, match="embeddings differ from torch"):
         compare_embeddings(ref, ref + 2e-3, ref, config)
     turned = ref.copy()
-    turned[2] = -turned[2]
-    with pytest.raises(OutputMismatchError, match="int8 embedding's cosine"):
-        compare_embeddings(ref, ref, turned, config)
+    turned[2] = -turned[2]  # int8 far off on one text: measured, not refused (the shared-encoder link refuses it)
+    assert compare_embeddings(ref, ref, turned, config)["int8_embedding_min_cosine"] == pytest.approx(-1.0, abs=1e-5)

@@ -67,20 +67,28 @@ def _train(base: Path, mind_dir: Path, out: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_link_records_the_sentiment_model_and_refuses_another_encoder(sentiment: Path, mind_dir: Path, tmp_path: Path) -> None:
+def test_link_records_the_sentiment_model_and_refuses_another_encoder(
+    sentiment: Path, mind_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from finpulse.export.recommend import export_recommend
     from finpulse.models.testing import build_tiny_bert
+    from finpulse.recommend import shared
     from finpulse.recommend.shared import link_shared_encoder, sentiment_encoder_dir
     from finpulse.runtime.card import ModelCard
 
     artifacts = tmp_path / "artifacts"
     shutil.copytree(sentiment / "model", artifacts / "sentiment" / "train" / "model")
-    settings = Settings.model_validate({"model": {"artifacts_dir": artifacts, "sentiment_dir": sentiment / "onnx",
-                                                  "providers": ["cpu"], "intra_op_threads": 1}})
+    model = {"artifacts_dir": artifacts, "sentiment_dir": sentiment / "onnx", "providers": ["cpu"], "intra_op_threads": 1}
+    settings = Settings.model_validate({"model": {**model, "sentiment_variant": "fp32"}})
     version = ModelCard.read(sentiment / "onnx").model_version
     texts = ["bank loan growth", "oil falls on OPEC supply news today", "chip maker raises outlook"]
 
     train_dir = _train(sentiment_encoder_dir(settings), mind_dir, tmp_path / "train")
+    # The served variant is checked too: int8 never keeps a cosine of 0.99999 to the trained encoder.
+    monkeypatch.setattr(shared, "MIN_SERVED_COSINE", 0.99999)
+    int8 = Settings.model_validate({"model": {**model, "sentiment_variant": "int8"}})
+    with pytest.raises(SharedEncoderMismatchError, match="the int8 variant .* moves an embedding too far"):
+        link_shared_encoder(int8, train_dir, texts)
     assert link_shared_encoder(settings, train_dir, texts) == version
     out = export_recommend(train_dir, tmp_path / "onnx", texts, None)
     card = json.loads((out / "card.json").read_text())
