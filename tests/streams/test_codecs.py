@@ -77,3 +77,39 @@ def test_oversized_dead_letter_keeps_a_prefix_size_and_hash() -> None:
     assert letter.value_sha256 == hashlib.sha256(raw).hexdigest()
     assert base64.b64decode(letter.value_b64) == raw[:DLQ_MAX_VALUE_BYTES]
     assert len(encode_checked(letter)) < 2 * DLQ_MAX_VALUE_BYTES
+
+
+def _depth(value: object) -> int:
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    return 0
+
+
+def test_json_depth_ok_counts_nesting_not_brackets() -> None:
+    from finpulse.streams.codecs import json_depth_ok
+
+    assert json_depth_ok("[" * 4 + "]" * 4, limit=4)
+    assert not json_depth_ok("[" * 5 + "]" * 5, limit=4)
+    assert json_depth_ok("[" + ",".join("[1]" for _ in range(50)) + "]", limit=4)  # many brackets, depth 2
+    assert json_depth_ok(json.dumps({"title": "[[[[[[{{{{{{", "v": [0.1] * 384}), limit=4)  # brackets in strings
+    assert not json_depth_ok(json.dumps({"t": "\\\"[[", "a": [[[[[1]]]]]}), limit=4)
+
+
+def test_json_depth_ok_agrees_with_the_true_depth() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from finpulse.streams.codecs import json_depth_ok
+
+    leaves = st.none() | st.integers() | st.text(alphabet='[]{}"\\ab', max_size=6)
+    values = st.recursive(leaves, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+                          max_leaves=40)
+
+    @settings(max_examples=300, deadline=None)
+    @given(values, st.integers(min_value=1, max_value=6))
+    def check(value: object, limit: int) -> None:
+        assert json_depth_ok(json.dumps(value), limit) == (_depth(value) <= limit)
+
+    check()
