@@ -20,7 +20,16 @@ from typing import Any
 
 import numpy as np
 
-from finpulse.recommend.encoder import CARD_FILE, ENCODER_FILE, TOKENIZER_FILE, TOWER_FILE, NewsEncoder, RecommendCard, sha256_of
+from finpulse.recommend.encoder import (
+    CARD_FILE,
+    ENCODER_FILE,
+    SHARED_SENTIMENT_KEY,
+    TOKENIZER_FILE,
+    TOWER_FILE,
+    NewsEncoder,
+    RecommendCard,
+    sha256_of,
+)
 from finpulse.recommend.exceptions import ExportCheckError
 from finpulse.recommend.ranking import UserTower
 
@@ -114,7 +123,7 @@ def export_recommend(train_dir: Path, out_dir: Path, sample_texts: Sequence[str]
         "model_version": metrics["model_version"], "dim": metrics["dim"], "max_length": max_length,
         "base_model": metrics["config"]["base"], "trainable_layers": metrics["config"]["trainable_layers"],
         # Set when the news tower is the sentiment model's frozen encoder (finpulse.recommend.shared).
-        "shared_sentiment_model": metrics.get("shared_sentiment_model"),
+        SHARED_SENTIMENT_KEY: metrics.get(SHARED_SENTIMENT_KEY),
         "files": files, "training": {k: metrics[k] for k in ("data", "train", "mind_dir")},
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -147,9 +156,9 @@ def model_card_text(card: dict[str, Any]) -> str:
         f"L2-normalised mean of the last hidden state ({card['dim']}-d, max {card['max_length']} tokens). User tower: "
         "additive attention over the clicked articles' embeddings + a linear projection (NRMS-style), run in numpy.",
         "",
-        *([f"Shared encoder: the news tower is the frozen encoder of sentiment model `{card['shared_sentiment_model']}`; "
+        *([f"Shared encoder: the news tower is the frozen encoder of sentiment model `{card[SHARED_SENTIMENT_KEY]}`; "
            "a worker with FINPULSE_RECOMMEND__SHARED_ENCODER=true takes each article's embedding from the pass that "
-           "scores its sentiment.", ""] if card.get("shared_sentiment_model") else []),
+           "scores its sentiment.", ""] if card.get(SHARED_SENTIMENT_KEY) else []),
         f"Training data: `{card['training']['mind_dir']}` — {card['training']['data']}.",
         "**These logs are simulated (`finpulse simulate clicks --mind-out`), not MIND**: the figures below measure how "
         "well the model recovers the simulator's latent interests, not real readers.",

@@ -88,6 +88,8 @@ def news_tower_module(bert: Any, trainable_layers: int) -> Any:
     import torch
     from torch import nn
 
+    from finpulse.models.train_sentiment import mean_pooled
+
     class NewsTower(nn.Module):
         def __init__(self) -> None:
             super().__init__()
@@ -115,9 +117,7 @@ def news_tower_module(bert: Any, trainable_layers: int) -> Any:
             ext = self.extended(attention_mask, hidden.dtype)
             for layer in self.bert.encoder.layer[self.split :]:
                 hidden = layer(hidden, attention_mask=ext)
-            m = attention_mask.to(hidden.dtype)[:, :, None]
-            pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
-            return torch.nn.functional.normalize(pooled, dim=-1)
+            return mean_pooled(hidden, attention_mask)
 
         def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
             return self.upper(self.lower(input_ids, attention_mask), attention_mask)

@@ -60,12 +60,8 @@ def default_scorer_factory(settings: Settings) -> Callable[[], Scorer]:
         from finpulse.runtime import SentimentRuntime
 
         runtime = SentimentRuntime.load(None, None, settings.model, batch_size=settings.model.inference_batch_size)
-        if not settings.recommend.shared_encoder:
-            return runtime
-        from finpulse.recommend.encoder import check_shared_encoder
-
-        check_shared_encoder(settings.recommend_model_path(), runtime.card.model_version, runtime.embedding_dim)
-        return EmbeddingScorer(runtime)
+        # The pairing with the recommendation model was checked before the worker connected (streams/worker.py).
+        return EmbeddingScorer(runtime) if settings.recommend.shared_encoder else runtime
 
     return load
 

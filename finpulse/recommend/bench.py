@@ -71,6 +71,8 @@ def _two_output_module(model: Any) -> Any:
     import torch
     from torch import nn
 
+    from finpulse.models.train_sentiment import mean_pooled
+
     class Both(nn.Module):
         def __init__(self, which: str) -> None:
             super().__init__()
@@ -79,8 +81,7 @@ def _two_output_module(model: Any) -> Any:
 
         def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Any:
             out = self.model.bert(input_ids=input_ids, attention_mask=attention_mask)
-            m = attention_mask.to(out.last_hidden_state.dtype)[:, :, None]
-            emb = torch.nn.functional.normalize((out.last_hidden_state * m).sum(1) / m.sum(1).clamp(min=1), dim=-1)
+            emb = mean_pooled(out.last_hidden_state, attention_mask)
             if self.which == "embedding":
                 return emb
             logits = self.model.classifier(out.pooler_output)

@@ -24,6 +24,8 @@ from finpulse.runtime.sessions import worker_session_options
 logger = logging.getLogger(__name__)
 
 CARD_FILE = "card.json"
+#: Card key naming the sentiment model whose frozen encoder the news tower is (shared encoder), if any.
+SHARED_SENTIMENT_KEY = "shared_sentiment_model"
 ENCODER_FILE = "news_encoder.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 TOWER_FILE = "user_tower.npz"
@@ -159,7 +161,7 @@ def check_shared_encoder(directory: Path, sentiment_version: str, embedding_dim:
         logger.info("shared encoder: no recommendation model at %s yet; ranking by mean pooling", directory)
         return
     card = RecommendCard.read(directory)
-    shared = card.data.get("shared_sentiment_model")
+    shared = card.data.get(SHARED_SENTIMENT_KEY)
     if shared != sentiment_version or card.dim != embedding_dim:
         trained_over = f"the encoder of sentiment model {shared}" if shared else "its own encoder"
         raise SharedEncoderMismatchError(

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+from finpulse.recommend.encoder import SHARED_SENTIMENT_KEY
 from finpulse.recommend.exceptions import SharedEncoderMismatchError
 from finpulse.settings import Settings
 
@@ -25,7 +26,6 @@ logger = logging.getLogger(__name__)
 MIN_LINK_COSINE = 0.999
 #: Smallest cosine between the embedding of the variant the worker serves (int8 by default) and the trained one.
 MIN_SERVED_COSINE = 0.95
-SHARED_KEY = "shared_sentiment_model"
 
 
 def sentiment_encoder_dir(settings: Settings) -> Path:
@@ -67,7 +67,7 @@ def link_shared_encoder(settings: Settings, train_dir: Path, texts: Sequence[str
                 f"from the trained encoder's (cosine {low:.4f} < {MIN_SERVED_COSINE}): serve fp32 "
                 "(FINPULSE_MODEL__SENTIMENT_VARIANT=fp32) or train the sentiment model with --embedding-distill-weight")
         logger.info("shared encoder: %s embeddings within cosine %.4f of the trained encoder's", variant, low)
-    metrics[SHARED_KEY] = runtime.card.model_version
+    metrics[SHARED_SENTIMENT_KEY] = runtime.card.model_version
     (train_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     logger.info("shared encoder: sentiment model %s (embedding cosine to the trained encoder >= %.5f)",
                 runtime.card.model_version, cosine)
