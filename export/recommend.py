@@ -2,7 +2,9 @@
 
 ``news_encoder.onnx``: ``input_ids``, ``attention_mask`` (int64, dynamic batch and sequence) → ``embedding``
 (mean-pooled last hidden state, L2-normalised). ``user_tower.npz``: the attention pooling's weights, run by
-:class:`finpulse.recommend.ranking.UserTower`. Before the card is written, the output check runs the exported
+:class:`finpulse.recommend.ranking.UserTower`. ``news_categories.npz`` (models trained with categories): the category
+and subcategory vectors added to each embedding, run by :class:`finpulse.recommend.categories.NewsCategories`.
+Before the card is written, the output check runs the exported
 files the way the worker will (tokenizers + onnxruntime + numpy) against the torch model on sample titles and
 raises :class:`~finpulse.recommend.exceptions.ExportCheckError` when they differ beyond tolerance.
 """
@@ -20,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from finpulse.recommend.categories import CATEGORIES_FILE, NewsCategories
 from finpulse.recommend.encoder import (
     CARD_FILE,
     ENCODER_FILE,
@@ -44,6 +47,7 @@ class RecommendCheck:
     n: int
     max_abs_embedding_diff: float
     max_abs_user_diff: float
+    max_abs_category_diff: float | None = None
 
 
 class EmbeddingGraph:
@@ -80,7 +84,7 @@ def export_encoder(tower: Any, tokenizer: Any, path: Path) -> None:
 
 
 def check_outputs(tower: Any, tokenizer: Any, user: UserTower, directory: Path, texts: Sequence[str], max_length: int,
-                  atol: float = 1e-3) -> RecommendCheck:
+                  atol: float = 1e-3, categories: NewsCategories | None = None) -> RecommendCheck:
     """Run the exported files as the worker does and compare with torch; raise ExportCheckError beyond ``atol``."""
     import torch
 
@@ -103,14 +107,36 @@ def check_outputs(tower: Any, tokenizer: Any, user: UserTower, directory: Path, 
     user_diff = float(np.abs(user.encode(history) - expected).max())
     if user_diff > atol:
         raise ExportCheckError(f"user tower: numpy and torch differ by {user_diff:.2e} (> {atol})")
-    return RecommendCheck(len(texts), emb_diff, user_diff)
+    category_diff = None if categories is None else check_categories(categories, onnx_emb, directory, atol)
+    return RecommendCheck(len(texts), emb_diff, user_diff, category_diff)
+
+
+def check_categories(categories: NewsCategories, embeddings: np.ndarray, directory: Path, atol: float) -> float:
+    """The exported category vectors, read back as the worker reads them, against the torch formula on every
+    (category, subcategory) pair; raise ExportCheckError beyond ``atol``."""
+    import torch
+
+    served = NewsCategories.load(directory / CATEGORIES_FILE)
+    pairs = [(c, s) for c in range(len(categories.categories)) for s in range(len(categories.subcategories))]
+    if not pairs:
+        return 0.0
+    rows = embeddings[np.arange(len(pairs)) % len(embeddings)]
+    got = served.apply(rows, [categories.categories[c] for c, _ in pairs], [categories.subcategories[s] for _, s in pairs])
+    c = torch.from_numpy(categories.category_vectors[[c for c, _ in pairs]])
+    s = torch.from_numpy(categories.subcategory_vectors[[s for _, s in pairs]])
+    expected = torch.nn.functional.normalize(torch.from_numpy(rows) + c + s, dim=-1).numpy()
+    diff = float(np.abs(got - expected).max())
+    if diff > atol:
+        raise ExportCheckError(f"category vectors: numpy and torch differ by {diff:.2e} (> {atol})")
+    return diff
 
 
 def export_recommend(train_dir: Path, out_dir: Path, sample_texts: Sequence[str], eval_results: dict[str, Any] | None = None) -> Path:
     """Export the training run of ``train_dir`` to ``out_dir`` (replaced), check it and write its cards."""
-    from finpulse.models.train_recommend import load_trained
+    from finpulse.models.train_recommend import load_categories, load_trained
 
     tower, tokenizer, user, metrics = load_trained(train_dir)
+    categories = load_categories(train_dir)
     max_length = int(metrics["config"]["max_length"])
     work = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(work, ignore_errors=True)
@@ -118,17 +144,23 @@ def export_recommend(train_dir: Path, out_dir: Path, sample_texts: Sequence[str]
     export_encoder(tower, tokenizer, work / ENCODER_FILE)
     tokenizer.backend_tokenizer.save(str(work / TOKENIZER_FILE))
     user.save(work / TOWER_FILE)
-    files = {name: sha256_of(work / name) for name in (ENCODER_FILE, TOKENIZER_FILE, TOWER_FILE)}
+    names = [ENCODER_FILE, TOKENIZER_FILE, TOWER_FILE]
+    if categories is not None:
+        categories.save(work / CATEGORIES_FILE)
+        names.append(CATEGORIES_FILE)
+    files = {name: sha256_of(work / name) for name in names}
     card: dict[str, Any] = {
         "model_version": metrics["model_version"], "dim": metrics["dim"], "max_length": max_length,
         "base_model": metrics["config"]["base"], "trainable_layers": metrics["config"]["trainable_layers"],
         # Set when the news tower is the sentiment model's frozen encoder (finpulse.recommend.shared).
         SHARED_SENTIMENT_KEY: metrics.get(SHARED_SENTIMENT_KEY),
+        "categories": None if categories is None else {"categories": list(categories.categories),
+                                                       "subcategories": list(categories.subcategories)},
         "files": files, "training": {k: metrics[k] for k in ("data", "train", "mind_dir")},
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     (work / CARD_FILE).write_text(json.dumps(card, indent=2), encoding="utf-8")
-    check = check_outputs(tower, tokenizer, user, work, sample_texts, max_length)
+    check = check_outputs(tower, tokenizer, user, work, sample_texts, max_length, categories=categories)
     card["check"] = check.__dict__
     if eval_results:
         card["eval"] = eval_results
@@ -156,6 +188,10 @@ def model_card_text(card: dict[str, Any]) -> str:
         f"L2-normalised mean of the last hidden state ({card['dim']}-d, max {card['max_length']} tokens). User tower: "
         "additive attention over the clicked articles' embeddings + a linear projection (NRMS-style), run in numpy.",
         "",
+        *([f"Category-aware news vectors: embedding + learned vectors of the article's category "
+           f"({', '.join(card['categories']['categories'])}) and subcategory ({', '.join(card['categories']['subcategories'])}), "
+           "normalised. In finpulse a live article's category is its sector and its subcategory its topic "
+           "(finpulse.recommend.sectors.article_categories); unknown names add nothing.", ""] if card.get("categories") else []),
         *([f"Shared encoder: the news tower is the frozen encoder of sentiment model `{card[SHARED_SENTIMENT_KEY]}`; "
            "a worker with FINPULSE_RECOMMEND__SHARED_ENCODER=true takes each article's embedding from the pass that "
            "scores its sentiment.", ""] if card.get(SHARED_SENTIMENT_KEY) else []),

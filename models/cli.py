@@ -61,6 +61,11 @@ def train_cmd(
         None, "--trainable-layers", min=0,
         help="recommend only: top encoder layers fine-tuned (0 = frozen encoder, only the user tower learns; default 3).",
     ),
+    categories: bool = typer.Option(
+        True, "--categories/--no-categories",
+        help="recommend only: add learned vectors of each article's category and subcategory (MIND's columns; a live "
+             "finpulse article's sector and topic) to its embedding.",
+    ),
 ) -> None:
     """Fine-tune the sentiment classifier on twitter-fin train; evaluate on twitter-fin valid and PhraseBank."""
     if name is ModelName.recommend:  # the two-tower recommender's own loop: finpulse.recommend.cli
@@ -69,7 +74,7 @@ def train_cmd(
         source = ctx.get_parameter_source("time_budget_min")
         explicit = source is not None and source.name != "DEFAULT"
         return train_recommend_cmd(ctx, time_budget_min if explicit else None, epochs, base, seed,
-                                   trainable_layers=trainable_layers, shared_encoder=shared_encoder)
+                                   trainable_layers=trainable_layers, shared_encoder=shared_encoder, categories=categories)
     from finpulse.cli import settings_of
     from finpulse.models.train_sentiment import TrainConfig, train_sentiment
 

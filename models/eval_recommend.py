@@ -19,7 +19,16 @@ from typing import Any
 
 import numpy as np
 
-from finpulse.models.train_recommend import MindData, embed_all, load_encoder, load_mind, load_trained, news_tower_module, tokenize_titles
+from finpulse.models.train_recommend import (
+    MindData,
+    embed_all,
+    load_categories,
+    load_encoder,
+    load_mind,
+    load_trained,
+    news_tower_module,
+    tokenize_titles,
+)
 from finpulse.recommend.exceptions import MindFormatError
 from finpulse.recommend.mind import Behavior
 from finpulse.recommend.ranking import UserTower, l2_normalise
@@ -102,6 +111,9 @@ def evaluate_recommend(mind_dir: Path, trained_dir: Path | None, base: str, test
         length = int(metrics["config"]["max_length"])
         ids, mask = tokenize_titles(tok, titles, length)
         emb = l2_normalise(embed_all(tower, ids, mask).numpy())
+        categories = load_categories(trained_dir)
+        if categories is not None:  # category-aware news vectors, from the logs' category and subcategory columns
+            emb = categories.apply(emb, [data.news[n].category for n in needed], [data.news[n].subcategory for n in needed])
         results[METHODS[3]] = score_impressions(test, embedding_scorer(emb, user, int(metrics["config"]["history"])))
     truth_path = mind_dir / TRUTH_FILE
     if truth_path.is_file():

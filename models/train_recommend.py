@@ -6,7 +6,9 @@ step runs only the top ``trainable_layers`` layers (0: the whole encoder is froz
 e.g. over the sentiment model's encoder, the embedding a shared sentiment pass would yield), and only for the
 candidates of the batch: the clicked histories read a cache of news embeddings refreshed once per epoch. A small
 distillation term keeps the fine-tuned embeddings near the base encoder's. User tower: additive attention over the history's
-embeddings plus a linear projection (:class:`finpulse.recommend.ranking.UserTower` runs it in numpy).
+embeddings plus a linear projection (:class:`finpulse.recommend.ranking.UserTower` runs it in numpy). With ``categories``
+(the default) a news vector is ``normalise(embedding + C[category] + S[subcategory])`` over MIND's two columns, as
+NAML and LSTUR read them (:class:`finpulse.recommend.categories.NewsCategories` runs it in numpy).
 Loss: softmax cross-entropy of each click against ``negatives`` non-clicked articles of the same impression.
 The last ``test_days`` of the logs are held out (evaluated by :mod:`finpulse.models.eval_recommend`).
 
@@ -29,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from finpulse.models.exceptions import BaseModelNotFoundError, TrainingError
+from finpulse.recommend.categories import CATEGORIES_FILE, NewsCategories
 from finpulse.recommend.mind import Behavior, MindNews, read_behaviors, read_news
 
 if TYPE_CHECKING:
@@ -57,6 +60,7 @@ class RecTrainConfig:
     temperature: float = 0.05
     distill_weight: float = 0.05
     attention_dim: int = 64
+    categories: bool = True
     test_days: float = 1.0
     seed: int = 13
     threads: int = 0
@@ -231,6 +235,35 @@ class TrainResult:
     metrics: dict[str, Any]
 
 
+def category_module(news: Sequence[MindNews], dim: int) -> Any:
+    """Learned category and subcategory vectors over the vocabularies of ``news`` (zero at the start: training
+    begins from the text embeddings alone); ``forward(embeddings, rows)`` gives the unit news vectors of ``rows``."""
+    import torch
+    from torch import nn
+
+    class CategoryVectors(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.categories = tuple(sorted({n.category for n in news}))
+            self.subcategories = tuple(sorted({n.subcategory for n in news}))
+            self.c = nn.Parameter(torch.zeros(len(self.categories), dim))
+            self.s = nn.Parameter(torch.zeros(len(self.subcategories), dim))
+            cat, sub = {c: i for i, c in enumerate(self.categories)}, {c: i for i, c in enumerate(self.subcategories)}
+            self.register_buffer("ci", torch.tensor([cat[n.category] for n in news], dtype=torch.long), persistent=False)
+            self.register_buffer("si", torch.tensor([sub[n.subcategory] for n in news], dtype=torch.long), persistent=False)
+
+        def forward(self, embeddings: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.normalize(embeddings + self.c[self.ci[rows]] + self.s[self.si[rows]], dim=-1)
+
+        def to_numpy(self) -> Any:
+            from finpulse.recommend.categories import NewsCategories
+
+            return NewsCategories(self.categories, self.c.detach().cpu().numpy().astype(np.float32),
+                                  self.subcategories, self.s.detach().cpu().numpy().astype(np.float32))
+
+    return CategoryVectors()
+
+
 def _samples(data: MindData, index: dict[str, int], config: RecTrainConfig, rng: random.Random) -> list[tuple[list[int], int, list[int]]]:
     samples = []
     n_news = len(index)
@@ -268,6 +301,7 @@ def train_recommend(config: RecTrainConfig, mind_dir: Path, out_dir: Path) -> Tr
     tower.eval()  # no dropout: the cached lower layers and the trained upper ones must match at export
     dim = int(bert.config.hidden_size)
     user = user_tower_module(dim, config.attention_dim)
+    categories = category_module([data.news[n] for n in ids_order], dim) if config.categories else None
     ids, mask = tokenize_titles(tokenizer, [data.news[n].title for n in ids_order], config.max_length)
     logger.info("%d news, %d train / %d test impressions; caching the %d frozen layers", len(ids_order),
                 len(data.train), len(data.test), tower.split)
@@ -279,7 +313,8 @@ def train_recommend(config: RecTrainConfig, mind_dir: Path, out_dir: Path) -> Tr
     if not samples:
         raise TrainingError("no training impression has both a history and a click")
     encoder_params = [p for p in tower.parameters() if p.requires_grad]
-    groups: list[dict[str, Any]] = [{"params": list(user.parameters()), "lr": config.lr_user, "weight_decay": 0.0}]
+    head = list(user.parameters()) + (list(categories.parameters()) if categories is not None else [])
+    groups: list[dict[str, Any]] = [{"params": head, "lr": config.lr_user, "weight_decay": 0.0}]
     if encoder_params:  # none when trainable_layers is 0: only the user tower learns, over the frozen embeddings
         groups.append({"params": encoder_params, "lr": config.lr_encoder, "weight_decay": 0.01})
     optimiser = torch.optim.AdamW(groups)
@@ -305,14 +340,18 @@ def train_recommend(config: RecTrainConfig, mind_dir: Path, out_dir: Path) -> Tr
             m = mask[unique]
             width = int(m.sum(1).max())
             cand_emb = tower.upper(cache[unique, :width].float(), m[:, :width])
-            scores_emb = cand_emb[inverse].view(len(batch), -1, dim)
+            news_emb = categories(cand_emb, unique) if categories is not None else cand_emb
+            scores_emb = news_emb[inverse].view(len(batch), -1, dim)
             hist_len = max(len(h) for h, _, _ in batch)
             hist_idx = torch.zeros(len(batch), hist_len, dtype=torch.long)
             hist_mask = torch.zeros(len(batch), hist_len, dtype=torch.bool)
             for r, (h, _, _) in enumerate(batch):
                 hist_idx[r, : len(h)] = torch.tensor(h)
                 hist_mask[r, : len(h)] = True
-            u = user(emb_cache[hist_idx], hist_mask)
+            history = emb_cache[hist_idx]
+            if categories is not None:
+                history = categories(history.view(-1, dim), hist_idx.flatten()).view(len(batch), hist_len, dim)
+            u = user(history, hist_mask)
             logits = (scores_emb @ u[:, :, None]).squeeze(-1) / config.temperature
             loss = torch.nn.functional.cross_entropy(logits, torch.zeros(len(batch), dtype=torch.long))
             distill = (1.0 - (cand_emb * base_emb[unique]).sum(-1)).mean()
@@ -338,6 +377,9 @@ def train_recommend(config: RecTrainConfig, mind_dir: Path, out_dir: Path) -> Tr
     bert.save_pretrained(encoder_dir)
     tokenizer.save_pretrained(encoder_dir)
     user.to_numpy(version).save(out_dir / TOWER_FILE)
+    (out_dir / CATEGORIES_FILE).unlink(missing_ok=True)
+    if categories is not None:
+        categories.to_numpy().save(out_dir / CATEGORIES_FILE)
     metrics = {
         "model_version": version, "config": asdict(config), "mind_dir": str(mind_dir),
         "data": {"news": len(ids_order), "train_impressions": len(data.train), "test_impressions": len(data.test),
@@ -365,3 +407,9 @@ def load_trained(out_dir: Path) -> tuple[Any, Any, Any, dict[str, Any]]:
     tower = news_tower_module(bert, metrics["config"]["trainable_layers"])
     tower.eval()
     return tower, tokenizer, UserTower.load(out_dir / TOWER_FILE), metrics
+
+
+def load_categories(out_dir: Path) -> NewsCategories | None:
+    """The category and subcategory vectors of a training run, or None (trained with ``categories`` off)."""
+    path = out_dir / CATEGORIES_FILE
+    return NewsCategories.load(path) if path.is_file() else None

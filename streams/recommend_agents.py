@@ -2,7 +2,8 @@
 
 * **Candidates** (agent ``finpulse.recommend.candidates``): every scored article gets a unit embedding
   (the one it carries from a shared encoder pass, else the recommendation news encoder's, which is then also
-  added to the article's news document in Elasticsearch, :mod:`finpulse.recommend.es_vectors`) and enters a
+  added to the article's news document in Elasticsearch, :mod:`finpulse.recommend.es_vectors`), turned into its
+  news vector (plus its category and subcategory vectors when the model has them) and enters a
   bounded Faust ``GlobalTable`` of recent candidates (freshness window and maximum count from settings),
   mirrored in memory as a numpy matrix (:class:`~finpulse.recommend.ranking.CandidatePool`).
 * **Profiles** (agent ``finpulse.recommend.clicks``): clicks keyed by user id update the user's profile in
@@ -238,9 +239,9 @@ def register(
                     when = (article.published_at or article.fetched_at).timestamp()
                     if now - when > rec.freshness_window_s:
                         continue
-                    norm = float(np.linalg.norm(vector)) or 1.0
+                    vector = model.news_vector(vector, article.tickers, article.text_for_model())
                     value = {
-                        "v": np.round(vector / norm, EMBEDDING_DECIMALS).tolist(), "t": when, "title": article.title[:500],
+                        "v": np.round(vector, EMBEDDING_DECIMALS).tolist(), "t": when, "title": article.title[:500],
                         "url": article.url,
                         "tickers": list(article.tickers), "p": event.message.partition,
                     }

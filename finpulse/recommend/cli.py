@@ -149,6 +149,7 @@ def train_recommend_cmd(
     mind: Path | None = None,
     trainable_layers: int | None = None,
     shared_encoder: bool = False,
+    categories: bool = True,
 ) -> None:
     """``finpulse model train recommend``: simulated MIND logs (made once if missing), fine-tuning, export, evaluation.
 
@@ -164,7 +165,8 @@ def train_recommend_cmd(
         _ensure_logs(mind_dir, users=1500, days=7.0, seed=7)
     logs = mind or mind_dir
     budget = (time_budget_min if time_budget_min is not None else DEFAULT_BUDGET_MIN) * 60
-    config = RecTrainConfig(base=base or settings.model.base_model, epochs=epochs, time_budget_s=budget, seed=seed)
+    config = RecTrainConfig(base=base or settings.model.base_model, epochs=epochs, time_budget_s=budget, seed=seed,
+                            categories=categories)
     if trainable_layers is not None:
         config.trainable_layers = trainable_layers
     if shared_encoder:

@@ -2,7 +2,8 @@
 
 The artefact directory (``export/recommend.py`` writes it) holds ``card.json``, ``news_encoder.onnx``
 (``input_ids``, ``attention_mask`` → ``embedding``: mean-pooled last hidden state, L2-normalised),
-``tokenizer.json`` and ``user_tower.npz``. File digests are checked against the card before loading.
+``tokenizer.json``, ``user_tower.npz`` and, for a model trained with categories, ``news_categories.npz``.
+File digests are checked against the card before loading.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from finpulse.recommend.categories import CATEGORIES_FILE, NewsCategories
 from finpulse.recommend.exceptions import ModelArtefactError, SharedEncoderMismatchError
 from finpulse.recommend.ranking import UserTower, l2_normalise
+from finpulse.recommend.sectors import article_categories
 from finpulse.runtime.sessions import worker_session_options
 
 logger = logging.getLogger(__name__)
@@ -131,6 +134,16 @@ class RecommendModel:
     dim: int
     encoder: NewsEncoder | None
     tower: UserTower
+    categories: NewsCategories | None = None
+
+    def news_vector(self, embedding: np.ndarray, tickers: Sequence[str], text: str) -> np.ndarray:
+        """The unit vector an article is ranked by: its text embedding, plus the vectors of its category and
+        subcategory (:func:`~finpulse.recommend.sectors.article_categories`) when the model learned them."""
+        vector = np.asarray(embedding, dtype=np.float32)
+        if self.categories is None:
+            return l2_normalise(vector)
+        category, subcategory = article_categories(tickers, text)
+        return self.categories.apply(vector[None], [category], [subcategory])[0]
 
 
 def load_model(directory: Path, threads: int = 0, verify: bool = True, with_encoder: bool = True) -> RecommendModel:
@@ -142,9 +155,13 @@ def load_model(directory: Path, threads: int = 0, verify: bool = True, with_enco
     tower = UserTower.load(directory / TOWER_FILE)
     if tower.dim != card.dim:
         raise ModelArtefactError(f"{directory}: user tower is {tower.dim}-d, card says {card.dim}")
+    categories = NewsCategories.load(directory / CATEGORIES_FILE) if CATEGORIES_FILE in card.data["files"] else None
+    if categories is not None and categories.dim != card.dim:
+        raise ModelArtefactError(f"{directory}: category vectors are {categories.dim}-d, card says {card.dim}")
     encoder = NewsEncoder.load(directory, card, threads) if with_encoder else None
-    logger.info("recommendation model %s (%d-d) from %s", card.model_version, card.dim, directory)
-    return RecommendModel(card.model_version, card.dim, encoder, tower)
+    logger.info("recommendation model %s (%d-d%s) from %s", card.model_version, card.dim,
+                ", category-aware" if categories is not None else "", directory)
+    return RecommendModel(card.model_version, card.dim, encoder, tower, categories)
 
 
 def check_shared_encoder(directory: Path, sentiment_version: str, embedding_dim: int | None) -> None:

@@ -87,3 +87,13 @@ def topic_of(text: str) -> str:
         if any(w in normal for w in words):
             return topic
     return DEFAULT_TOPIC
+
+
+def article_categories(tickers: Sequence[str], text: str) -> tuple[str, str]:
+    """(category, subcategory) of an article as finpulse files it: its sector and its topic.
+
+    The click simulator writes these into the MIND logs' ``category`` and ``subcategory`` columns, and the live
+    candidate agent computes them the same way for the category-aware news vectors
+    (:class:`finpulse.recommend.categories.NewsCategories`).
+    """
+    return sector_of(tickers, text), topic_of(text)

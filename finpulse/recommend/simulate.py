@@ -22,7 +22,7 @@ import numpy as np
 
 from finpulse.recommend.exceptions import ArticleSourceError, MindFormatError
 from finpulse.recommend.mind import Behavior, Impression, MindNews, write_behaviors, write_news
-from finpulse.recommend.sectors import ALL_SECTORS, ALL_TOPICS, sector_of, topic_of
+from finpulse.recommend.sectors import ALL_SECTORS, ALL_TOPICS, article_categories
 
 logger = logging.getLogger(__name__)
 
@@ -308,7 +308,7 @@ def articles_from_csv(path: Path, start: float, days: float, seed: int, limit: i
             continue
         seen.add(aid)
         tickers = tuple(tag_tickers(title))
-        articles.append(SimArticle(aid, title, tickers, sector_of(tickers, title), topic_of(title),
+        articles.append(SimArticle(aid, title, tickers, *article_categories(tickers, title),
                                    CSV_SENTIMENT.get(str(label).strip(), 0), when))
     return articles
 
@@ -319,9 +319,8 @@ def article_from_scored(article: object) -> SimArticle:
 
     assert isinstance(article, ScoredArticle)
     when = (article.published_at or article.fetched_at).timestamp()
-    text = article.text_for_model()
-    return SimArticle(article.id, article.title, tuple(article.tickers), sector_of(article.tickers, text), topic_of(text),
-                      LABEL_SENTIMENT.get(article.label, 0), when)
+    return SimArticle(article.id, article.title, tuple(article.tickers),
+                      *article_categories(article.tickers, article.text_for_model()), LABEL_SENTIMENT.get(article.label, 0), when)
 
 
 def page_events(page: SimPage) -> list[dict[str, object]]:

@@ -82,6 +82,28 @@ def test_export_check_and_runtime(trained: Path, mind_dir: Path, tmp_path: Path)
     assert np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
     user = model.tower.encode(emb[:5])
     assert user.shape == (model.dim,)
+    # Trained with categories (the default): the card names them and the worker adds their vectors.
+    assert card["categories"] == {"categories": ["banks", "energy", "tech"], "subcategories": ["markets"]}
+    assert card["check"]["max_abs_category_diff"] < 1e-3
+    assert model.categories is not None and "category" in (out / "MODEL_CARD.md").read_text()
+    bank, oil = model.news_vector(emb[0], ["JPM"], titles[0]), model.news_vector(emb[0], [], "crude oil")
+    assert np.isclose(np.linalg.norm(bank), 1.0, atol=1e-5) and not np.allclose(bank, oil)
+
+
+def test_export_check_catches_changed_category_vectors(trained: Path, tmp_path: Path) -> None:
+    from finpulse.export.recommend import check_categories, export_recommend
+    from finpulse.models.train_recommend import load_categories
+    from finpulse.recommend.exceptions import ExportCheckError
+
+    out = export_recommend(trained, tmp_path / "onnx", ["bank loan", "oil price"], None)
+    categories = load_categories(trained)
+    assert categories is not None
+    emb = np.eye(categories.dim, dtype=np.float32)[:4]
+    assert check_categories(categories, emb, out, 1e-3) < 1e-5
+    changed = type(categories)(categories.categories, categories.category_vectors + 0.5, categories.subcategories,
+                               categories.subcategory_vectors)
+    with pytest.raises(ExportCheckError, match="category vectors"):
+        check_categories(changed, emb, out, 1e-3)
 
 
 def test_export_check_raises_a_named_error(trained: Path, mind_dir: Path, tmp_path: Path) -> None:
@@ -179,3 +201,19 @@ def test_frozen_encoder_trains_only_the_user_tower(tiny_bert: Path, mind_dir: Pa
         assert torch.equal(before, after), f"{name} moved although the encoder is frozen"
     untrained = UserTower.mean_pooling(user.dim)
     assert not np.allclose(user.p, untrained.p), "the user tower did not learn"
+
+
+def test_training_without_categories_writes_no_category_vectors(tiny_bert: Path, mind_dir: Path, tmp_path: Path) -> None:
+    from finpulse.export.recommend import export_recommend
+    from finpulse.models.train_recommend import RecTrainConfig, load_categories, train_recommend
+    from finpulse.recommend.encoder import load_model
+
+    config = RecTrainConfig(base=str(tiny_bert), epochs=0.2, time_budget_s=60, trainable_layers=0, attention_dim=8,
+                            history=10, batch_size=16, threads=1, categories=False)
+    train_recommend(config, mind_dir, tmp_path / "train")
+    assert load_categories(tmp_path / "train") is None
+    out = export_recommend(tmp_path / "train", tmp_path / "onnx", ["bank loan"], None)
+    model = load_model(out, threads=1, with_encoder=False)
+    assert model.categories is None
+    vector = np.arange(model.dim, dtype=np.float32)
+    assert np.allclose(model.news_vector(vector, [], "bank loan"), vector / np.linalg.norm(vector))
