@@ -249,8 +249,9 @@ def category_module(news: Sequence[MindNews], dim: int) -> Any:
             self.c = nn.Parameter(torch.zeros(len(self.categories), dim))
             self.s = nn.Parameter(torch.zeros(len(self.subcategories), dim))
             cat, sub = {c: i for i, c in enumerate(self.categories)}, {c: i for i, c in enumerate(self.subcategories)}
-            self.register_buffer("ci", torch.tensor([cat[n.category] for n in news], dtype=torch.long), persistent=False)
-            self.register_buffer("si", torch.tensor([sub[n.subcategory] for n in news], dtype=torch.long), persistent=False)
+            # Row → category index (plain tensors: training runs on the CPU, nothing moves them).
+            self.ci = torch.tensor([cat[n.category] for n in news], dtype=torch.long)
+            self.si = torch.tensor([sub[n.subcategory] for n in news], dtype=torch.long)
 
         def forward(self, embeddings: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
             return torch.nn.functional.normalize(embeddings + self.c[self.ci[rows]] + self.s[self.si[rows]], dim=-1)
