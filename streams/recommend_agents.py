@@ -4,7 +4,8 @@
   (the one it carries from a shared encoder pass, else the recommendation news encoder's, which is then also
   added to the article's news document in Elasticsearch, :mod:`finpulse.recommend.es_vectors`), turned into its
   news vector (plus its category and subcategory vectors when the model has them) and enters a
-  bounded Faust ``GlobalTable`` of recent candidates (freshness window and maximum count from settings),
+  bounded Faust ``GlobalTable`` of recent candidates (freshness window and maximum count from settings; the
+  vector packed as one base64 string, :mod:`finpulse.recommend.packing`),
   mirrored in memory as a numpy matrix (:class:`~finpulse.recommend.ranking.CandidatePool`).
 * **Profiles** (agent ``finpulse.recommend.clicks``): clicks keyed by user id update the user's profile in
   a Faust table (recent clicked ids, bounded; the user vector of the user tower). A user's top-K is sent to
@@ -35,6 +36,7 @@ import numpy as np
 from finpulse.infra import topics as t
 from finpulse.recommend.encoder import RecommendModel, model_or_fallback
 from finpulse.recommend.events import ClickEvent, RecommendationList, RecommendedItem
+from finpulse.recommend.packing import pack_vector, unpack_vector
 from finpulse.recommend.profiles import Profile, update_profile
 from finpulse.recommend.pseudonym import pseudonymise
 from finpulse.recommend.ranking import CandidatePool, RankConfig, top_k
@@ -113,7 +115,7 @@ class RecommendService:
     def add_candidate(self, article_id: str, value: dict[str, Any]) -> None:
         meta = {"title": value.get("title", ""), "url": value.get("url"), "tickers": value.get("tickers", []),
                 "p": value.get("p", 0)}
-        self.candidates.add(article_id, value["v"], float(value["t"]), meta)
+        self.candidates.add(article_id, unpack_vector(value["v"]), float(value["t"]), meta)
 
     def recommend(self, profile: Profile, now: float) -> list[RecommendedItem]:
         vector = profile.user_vector()
@@ -241,7 +243,7 @@ def register(
                         continue
                     vector = model.news_vector(vector, article.tickers, article.text_for_model())
                     value = {
-                        "v": np.round(vector, EMBEDDING_DECIMALS).tolist(), "t": when, "title": article.title[:500],
+                        "v": pack_vector(vector), "t": when, "title": article.title[:500],
                         "url": article.url,
                         "tickers": list(article.tickers), "p": event.message.partition,
                     }

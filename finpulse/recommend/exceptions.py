@@ -32,3 +32,7 @@ class ExportCheckError(RecommendError):
 class SharedEncoderMismatchError(RecommendError):
     """``FINPULSE_RECOMMEND__SHARED_ENCODER`` is on, but the recommendation model was not trained over the encoder
     of the sentiment model in use (or that model has no embedding output)."""
+
+
+class VectorFormatError(RecommendError):
+    """A packed vector in a table value is not base64 of float32 values (our own serialization went wrong)."""
