@@ -256,9 +256,7 @@ def category_module(news: Sequence[MindNews], dim: int) -> Any:
         def forward(self, embeddings: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
             return torch.nn.functional.normalize(embeddings + self.c[self.ci[rows]] + self.s[self.si[rows]], dim=-1)
 
-        def to_numpy(self) -> Any:
-            from finpulse.recommend.categories import NewsCategories
-
+        def to_numpy(self) -> NewsCategories:
             return NewsCategories(self.categories, self.c.detach().cpu().numpy().astype(np.float32),
                                   self.subcategories, self.s.detach().cpu().numpy().astype(np.float32))
 

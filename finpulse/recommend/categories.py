@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -34,10 +35,21 @@ class NewsCategories:
     def dim(self) -> int:
         return int(self.category_vectors.shape[1])
 
-    def _rows(self, names: Sequence[str], vocabulary: tuple[str, ...], vectors: np.ndarray) -> np.ndarray:
-        index = {name: i for i, name in enumerate(vocabulary)}
-        padded = np.vstack([vectors, np.zeros((1, vectors.shape[1]), np.float32)])  # last row: unknown name
-        return padded[[index.get(name, len(vocabulary)) for name in names]]
+    @cached_property
+    def _lookups(self) -> tuple[tuple[dict[str, int], np.ndarray], tuple[dict[str, int], np.ndarray]]:
+        """Per vocabulary: name → row, and the vectors with a zero row appended for unknown names (built once:
+        the candidate agent applies the model to every article)."""
+
+        def lookup(vocabulary: tuple[str, ...], vectors: np.ndarray) -> tuple[dict[str, int], np.ndarray]:
+            padded = np.vstack([vectors, np.zeros((1, vectors.shape[1]), np.float32)])
+            return {name: i for i, name in enumerate(vocabulary)}, padded
+
+        return (lookup(self.categories, self.category_vectors), lookup(self.subcategories, self.subcategory_vectors))
+
+    @staticmethod
+    def _rows(names: Sequence[str], lookup: tuple[dict[str, int], np.ndarray]) -> np.ndarray:
+        index, padded = lookup
+        return padded[[index.get(name, len(padded) - 1) for name in names]]
 
     def apply(self, embeddings: np.ndarray, categories: Sequence[str], subcategories: Sequence[str]) -> np.ndarray:
         """Unit news vectors ``(n, d)`` of text embeddings ``(n, d)`` and each row's category and subcategory."""
@@ -45,8 +57,8 @@ class NewsCategories:
         if emb.ndim != 2 or emb.shape[1] != self.dim or len(categories) != len(emb) or len(subcategories) != len(emb):
             raise ValueError(f"apply: embeddings {emb.shape} with {len(categories)} categories and "
                              f"{len(subcategories)} subcategories for a {self.dim}-d model")
-        return l2_normalise(emb + self._rows(categories, self.categories, self.category_vectors)
-                            + self._rows(subcategories, self.subcategories, self.subcategory_vectors))
+        category_lookup, subcategory_lookup = self._lookups
+        return l2_normalise(emb + self._rows(categories, category_lookup) + self._rows(subcategories, subcategory_lookup))
 
     def save(self, path: Path) -> None:
         np.savez(path, categories=np.array(self.categories, dtype=str), category_vectors=self.category_vectors,
