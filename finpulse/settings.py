@@ -191,6 +191,11 @@ class StackSettings(BaseModel):
     host: str = Field("127.0.0.1", description="Loopback address the embedded servers listen on.")
     kafka_port: int = Field(9092, ge=1, le=65535, description="Tansu broker port.")
     elasticsearch_port: int = Field(9200, ge=1, le=65535, description="osmem port.")
+    elasticsearch_gogc: int | None = Field(
+        200, ge=1,
+        description="osmem's Go garbage-collection target (GOGC, %; None: Go's 100). 200 cut osmem's CPU per "
+        "indexed document by 16-22% for about 1.6x its memory (README, Benchmarks).",
+    )
     alerta_port: int = Field(8080, ge=1, le=65535, description="Alerta API port.")
     postgres_port: int = Field(55432, ge=1, le=65535, description="Embedded PostgreSQL port (Alerta's database).")
     start_timeout_s: float = Field(60.0, gt=0, description="Seconds each server gets to become healthy.")

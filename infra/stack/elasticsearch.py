@@ -38,6 +38,12 @@ class ElasticsearchServer(Server):
     def prepare(self) -> None:
         self._binary = osmem_binary()
 
+    def environment(self) -> dict[str, str]:
+        env = super().environment()
+        if self.stack.elasticsearch_gogc is not None:
+            env["GOGC"] = str(self.stack.elasticsearch_gogc)
+        return env
+
     def command(self) -> list[str]:
         # --no-stdin-watch: outlive the CLI that started it; --no-ja: no Japanese dictionary (faster start).
         return [str(self._binary), "--addr", f"{self.host}:{self.port}", "--no-stdin-watch", "--no-ja"]

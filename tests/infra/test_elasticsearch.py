@@ -39,7 +39,8 @@ def test_template_bulk_and_date_histogram(stack, es_client, unique_name: str) ->
     mapping = es_client.indices.get_mapping(index=index)[index]["mappings"]["properties"]
     assert mapping["title"]["analyzer"] == "english"
     assert mapping["published_at"]["type"] == "date"
-    assert mapping["embedding"] == {"type": "float", "index": False, "doc_values": False}
+    assert mapping["embedding"] == {"type": "object", "enabled": False}
+    assert es_client.get(index=index, id=articles[0].id)["_source"]["embedding"] == [0.1, 0.2, 0.3]
     assert mapping["probabilities"]["properties"]["negative"]["type"] == "float"
     assert es_client.indices.get_alias(name=news_alias(unique_name)) == {index: {"aliases": {news_alias(unique_name): {}}}}
 

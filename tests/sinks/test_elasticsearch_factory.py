@@ -94,7 +94,7 @@ def test_news_template_mappings_cover_scored_article() -> None:
 def test_embedded_adaptation_replaces_dense_vector_only() -> None:
     template = load_template("news", "p")
     adapted = adapt_for_embedded(template)
-    assert adapted["template"]["mappings"]["properties"]["embedding"] == {"type": "float", "index": False, "doc_values": False}
+    assert adapted["template"]["mappings"]["properties"]["embedding"] == {"type": "object", "enabled": False}
     assert adapted["template"]["settings"]["number_of_replicas"] == 0
     assert template["template"]["mappings"]["properties"]["embedding"]["type"] == "dense_vector"  # copy, not in place
     assert index_template("news", ElasticsearchSettings(index_prefix="p")) == template
