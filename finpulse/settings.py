@@ -57,6 +57,11 @@ class KafkaSettings(BaseModel):
     session_timeout_s: float = Field(30.0, gt=0, description="Consumer group session timeout in seconds.")
     heartbeat_interval_s: float = Field(3.0, gt=0, description="Consumer group heartbeat interval in seconds.")
     request_timeout_s: float = Field(40.0, gt=0, description="Kafka request timeout in seconds.")
+    producer_linger_s: float = Field(
+        0.005, ge=0, le=1.0,
+        description="Seconds the worker's producer waits to fill a batch. 0.05 cut the embedded broker's CPU per "
+        "article by a third for +0.15 s p99 latency (README, Benchmarks).",
+    )
 
     @field_validator("bootstrap_servers")
     @classmethod

@@ -104,7 +104,7 @@ def create_app(
         datadir=str(settings.stream.data_dir / kafka.consumer_group),
         processing_guarantee="at_least_once",  # exactly_once needs transactions (unsupported by Tansu)
         producer_acks=-1,
-        producer_linger=0.005,
+        producer_linger=kafka.producer_linger_s,
         broker_session_timeout=kafka.session_timeout_s,
         broker_heartbeat_interval=kafka.heartbeat_interval_s,
         broker_request_timeout=kafka.request_timeout_s,
