@@ -149,12 +149,15 @@ def test_evaluation_table(trained: Path, mind_dir: Path, tiny_bert: Path, tmp_pa
     assert list(results) == [*METHODS, ORACLE, ATTRIBUTES]  # simulated logs carry the simulator's truth files
     for r in results.values():
         assert 0.0 <= r["auc"] <= 1.0 and 0.0 <= r["ndcg@10"] <= 1.0 and r["impressions"] > 0
+        assert r["ndcg@10_ci_low"] <= r["ndcg@10"] <= r["ndcg@10_ci_high"]
+    tuned = results[METHODS[3]]
+    assert tuned["ratio_ci_low"] <= tuned["ratio_to_popularity"] <= tuned["ratio_ci_high"]
     # Ranking by the simulator's own click probabilities is far better than chance.
     assert results[ORACLE]["auc"] > 0.7 and results[ORACLE]["ndcg@10"] > results["random"]["ndcg@10"]
     assert results[ATTRIBUTES]["auc"] > 0.6  # knowing what articles are about ranks well above chance
     assert len(format_table(results)) == 7
     ratio = results[METHODS[3]]["ndcg@10"] / results["popularity"]["ndcg@10"]
-    assert ratio_lines(results)[0] == f"fine-tuned nDCG@10 / popularity = {ratio:.2f}x"
+    assert ratio_lines(results)[0].startswith(f"fine-tuned nDCG@10 / popularity = {ratio:.2f}x (95% CI ")
     moved = tmp_path / "mind"
     moved.mkdir()
     for name in ("news.tsv", "behaviors.tsv"):
