@@ -204,8 +204,12 @@ def model_card_text(card: dict[str, Any]) -> str:
         "",
     ]
     if "eval" in card:
-        lines += ["| method | AUC | MRR | nDCG@5 | nDCG@10 |", "|---|---|---|---|---|"]
+        lines += ["| method | AUC | MRR | nDCG@5 | nDCG@10 | nDCG@10 95% CI |", "|---|---|---|---|---|---|"]
         for name, r in card["eval"].items():
-            lines.append(f"| {name} | {r['auc']:.4f} | {r['mrr']:.4f} | {r['ndcg@5']:.4f} | {r['ndcg@10']:.4f} |")
+            ci = f"{r['ndcg@10_ci_low']:.3f}–{r['ndcg@10_ci_high']:.3f}" if "ndcg@10_ci_low" in r else ""
+            lines.append(f"| {name} | {r['auc']:.4f} | {r['mrr']:.4f} | {r['ndcg@5']:.4f} | {r['ndcg@10']:.4f} | {ci} |")
+        lines += [f"\nnDCG@10 of the fine-tuned model: {r['ratio_to_popularity']:.2f}x popularity (95% CI "
+                  f"{r['ratio_ci_low']:.2f}–{r['ratio_ci_high']:.2f}x, paired bootstrap over the held-out impressions)."
+                  for r in card["eval"].values() if "ratio_ci_low" in r]
     lines += ["", "Intended use: ranking fresh financial news for a user in the finpulse feed. Not for decisions about people."]
     return "\n".join(lines) + "\n"

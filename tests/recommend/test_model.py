@@ -75,6 +75,16 @@ def test_export_check_and_runtime(trained: Path, mind_dir: Path, tmp_path: Path)
     card = json.loads((out / "card.json").read_text())
     assert card["check"]["max_abs_embedding_diff"] < 1e-3
     assert "simulated" in (out / "MODEL_CARD.md").read_text()
+    from finpulse.models.eval_recommend import METHODS, with_intervals
+
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.2, 0.8, size=(100, 4))
+    evaluated = with_intervals({"popularity": base, METHODS[3]: np.clip(base * 1.3, 0, 1)})
+    with_eval = export_recommend(trained, tmp_path / "onnx-eval", titles, eval_results=evaluated)
+    text = (with_eval / "MODEL_CARD.md").read_text()
+    tuned = evaluated[METHODS[3]]
+    assert f"{tuned['ratio_to_popularity']:.2f}x popularity (95% CI {tuned['ratio_ci_low']:.2f}–" in text
+    assert f"| {tuned['ndcg@10_ci_low']:.3f}–{tuned['ndcg@10_ci_high']:.3f} |" in text
     model = load_model(out, threads=1)
     assert model.encoder is not None
     emb = model.encoder.embed(titles)
