@@ -249,10 +249,11 @@ class RecommendSettings(BaseModel):
     freshness_half_life_s: float = Field(21_600.0, gt=0, description="Half-life of the freshness decay of a candidate's score.")
     model_dir: Path | None = Field(None, description="Recommendation ONNX artefact dir (default: <artifacts_dir>/recommend/onnx).")
     shared_encoder: bool = Field(
-        False,
+        True,
         description="Embed each article in the pass that scores its sentiment (the sentiment graph's embedding output) "
         "instead of a second pass of the recommender's own encoder. The recommendation model must have been trained "
-        "over that encoder (finpulse model train recommend --shared-encoder); the worker refuses to start otherwise.",
+        "over that encoder (finpulse model train recommend, which follows this setting); the worker refuses to start "
+        "otherwise. false: the recommender runs its own encoder (a model trained with --own-encoder).",
     )
 
 

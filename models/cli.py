@@ -48,14 +48,16 @@ def train_cmd(
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
     embedding_distill_weight: float = typer.Option(
-        0.0, "--embedding-distill-weight", min=0.0,
+        1.0, "--embedding-distill-weight", min=0.0,
         help="sentiment only: weight of the loss keeping the mean-pooled embedding near the frozen base encoder's "
              "(so one pass can also embed articles for the recommender); 0 = off.",
     ),
-    shared_encoder: bool = typer.Option(
-        False, "--shared-encoder",
+    shared_encoder: bool | None = typer.Option(
+        None, "--shared-encoder/--own-encoder",
         help="recommend only: train the user tower over the trained sentiment model's frozen encoder, so the worker "
-             "embeds articles in the sentiment pass (FINPULSE_RECOMMEND__SHARED_ENCODER=true).",
+             "embeds articles in the sentiment pass, or train the recommender's own encoder (a second pass in the "
+             "worker). Default: FINPULSE_RECOMMEND__SHARED_ENCODER (on).",
+        show_default=False,
     ),
     trainable_layers: int | None = typer.Option(
         None, "--trainable-layers", min=0,
@@ -253,10 +255,17 @@ def build_cmd(
     ctx: typer.Context,
     name: ModelName = typer.Argument(..., help="Model to build."),
     force: bool = typer.Option(False, "--force", help="Re-export even when the artefacts are up to date."),
-    time_budget_min: float = typer.Option(20.0, "--time-budget-min", help="Training budget when training is needed."),
-    epochs: float = typer.Option(4.0, "--epochs"),
+    time_budget_min: float = typer.Option(20.0, "--time-budget-min", help="sentiment: training budget when training is needed."),
+    epochs: float = typer.Option(4.0, "--epochs", help="sentiment: epochs when training is needed."),
 ) -> None:
-    """Train if no trained model exists, then export; skipped when the exported artefacts exist and match."""
+    """Train if no trained model exists, then export; skipped when the exported artefacts exist and match.
+
+    recommend: simulated logs, training and export with ``finpulse model train recommend``'s defaults (over the
+    sentiment model's encoder when FINPULSE_RECOMMEND__SHARED_ENCODER is on, so build sentiment first)."""
+    if name is ModelName.recommend:
+        from finpulse.recommend.cli import build_recommend_cmd
+
+        return build_recommend_cmd(ctx, force)
     from finpulse.cli import settings_of
     from finpulse.models.train_sentiment import TrainConfig, train_sentiment
     from finpulse.runtime.card import ModelCard

@@ -68,7 +68,7 @@ class TrainConfig:
     #: Weight of ``1 - cos(mean-pooled last hidden state, the frozen base encoder's)`` in the loss (0 = off). Keeps the
     #: encoder's embedding close to the base model's, so the one pass that scores an article can also embed it for
     #: the recommender (the export's ``embedding`` output).
-    embedding_distill_weight: float = 0.0
+    embedding_distill_weight: float = 1.0
 
 
 @dataclass

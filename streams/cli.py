@@ -23,9 +23,13 @@ def register(app: typer.Typer) -> None:
         rate: float = typer.Option(40.0, help="Headlines per second."),
         keep_running: bool = typer.Option(False, help="Leave the worker and the live page running at the end."),
         dashboard_port: int = typer.Option(8050, help="Port of the live page."),
+        readers_seconds: float = typer.Option(
+            20.0, help="Then simulated readers click through the clicks API for this long and their live feeds are "
+                       "shown (0 = skip)."),
     ) -> None:
         """The main job on the embedded stack: stack up, model, worker, replay with a negative burst."""
         from finpulse.cli import settings_of
         from finpulse.streams.demo import run_demo
 
-        run_demo(settings_of(ctx), limit=limit, rate=rate, keep_running=keep_running, dashboard_port=dashboard_port)
+        run_demo(settings_of(ctx), limit=limit, rate=rate, keep_running=keep_running, dashboard_port=dashboard_port,
+                 readers_seconds=readers_seconds)

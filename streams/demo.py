@@ -1,8 +1,9 @@
 """``finpulse demo``: the main job on the embedded stack, shown live on the terminal.
 
-Starts the embedded stack, builds the sentiment model when none is cached, starts a worker process,
-replays real headlines (twitter-financial-news-sentiment, MIT) with a burst of real bearish headlines
-about one ticker in the middle, and shows throughput, the latest scores and the raised alerts.
+Starts the embedded stack, builds the sentiment and recommendation models when none are cached, starts a
+worker process and the clicks API, replays real headlines (twitter-financial-news-sentiment, MIT) with a burst
+of real bearish headlines about one ticker in the middle, and shows throughput, the latest scores and the raised
+alerts; then simulated readers click through the API and their live feeds are shown (:mod:`.demo_readers`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import secrets
 import subprocess
 import sys
 import threading
@@ -80,17 +82,27 @@ def _replay(settings: Settings, data_file: Path, limit: int, rate: float, state:
         state.done = True
 
 
-def _ensure_model(settings: Settings, console: Console) -> None:
+def _build(settings: Settings, console: Console, name: str) -> None:
+    console.print(f"[yellow]no {name} model built yet:[/] training and exporting one (cached for later runs)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FINPULSE_")}
+    env.update(settings_to_env(settings))
+    done = subprocess.run([sys.executable, "-m", "finpulse", "model", "build", name], env=env, check=False)
+    if done.returncode != 0:
+        raise StreamError(f"building the {name} model failed (exit {done.returncode})")
+
+
+def _ensure_models(settings: Settings, console: Console) -> None:
+    from finpulse.recommend.encoder import rebuild_reason
+
     card = settings.model.sentiment_path() / "card.json"
     if card.is_file():
         console.print(f"[green]✓[/] sentiment model cached at {card.parent}")
-        return
-    console.print("[yellow]no sentiment model built yet:[/] fine-tuning and exporting one (cached for later runs)")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FINPULSE_")}
-    env.update(settings_to_env(settings))
-    done = subprocess.run([sys.executable, "-m", "finpulse", "model", "build", "sentiment"], env=env, check=False)
-    if done.returncode != 0:
-        raise StreamError(f"building the sentiment model failed (exit {done.returncode})")
+    else:
+        _build(settings, console, "sentiment")
+    if rebuild_reason(settings) is None:
+        console.print(f"[green]✓[/] recommendation model cached at {settings.recommend_model_path()}")
+    else:
+        _build(settings, console, "recommend")
 
 
 def _start(settings: Settings, log_file: Path, *command: str) -> subprocess.Popen[bytes]:
@@ -158,7 +170,29 @@ def _screen(state: DemoState, indexed: int, latest: list[dict[str, Any]], alerts
     return Group(Panel(head, title="finpulse demo"), scores, raised)
 
 
-def run_demo(settings: Settings, *, limit: int, rate: float, keep_running: bool, dashboard_port: int = 8050) -> None:
+def _with_clicks_api(settings: Settings) -> tuple[Settings, str]:
+    """The demo's settings with a token of its own for the clicks API (made per run, never stored) and a free port."""
+    from finpulse.infra.stack.process import free_port
+
+    token = secrets.token_urlsafe(24)
+    data = settings.model_dump()
+    data["recommend"].update(api_token=token, api_port=free_port(settings.recommend.api_host))
+    return Settings.model_validate(data), token
+
+
+def _show_readers(settings: Settings, console: Console, token: str, seconds: float) -> None:
+    from finpulse.streams.demo_readers import feed_table, run_readers, sector_match
+
+    with console.status(f"simulated readers clicking through the clicks API for {seconds:.0f} s"):
+        feeds, articles = run_readers(settings, token, seconds, rate=10.0)
+    console.print(feed_table(feeds))
+    matched, base = sector_match(feeds, articles)
+    console.print(f"[b]{matched:.0%}[/] of the recommended articles are in their reader's favourite sectors "
+                  f"({base:.0%} of the candidate articles are; {len(feeds)} readers).")
+
+
+def run_demo(settings: Settings, *, limit: int, rate: float, keep_running: bool, dashboard_port: int = 8050,
+             readers_seconds: float = 20.0) -> None:
     console = Console()
     from finpulse.infra.stack.manager import Stack
 
@@ -171,7 +205,8 @@ def run_demo(settings: Settings, *, limit: int, rate: float, keep_running: bool,
     data_file = settings.model.data_dir / HEADLINES
     if not data_file.is_file():
         raise StreamError(f"demo headlines not found at {data_file} (set FINPULSE_MODEL__DATA_DIR)")
-    _ensure_model(settings, console)
+    _ensure_models(settings, console)
+    settings, token = _with_clicks_api(settings)
     from finpulse.streams.worker import prepare
 
     prepare(settings)
@@ -180,6 +215,9 @@ def run_demo(settings: Settings, *, limit: int, rate: float, keep_running: bool,
     console.print(f"[green]✓[/] worker started (pid {worker.pid}, log {log_file})")
     dashboard = _start(settings, stack.state_dir / "logs" / "dashboard.log", "dashboard", "--port", str(dashboard_port))
     console.print(f"[green]✓[/] live page: http://{settings.stack.host}:{dashboard_port}/ (pid {dashboard.pid})")
+    clicks_api = _start(settings, stack.state_dir / "logs" / "clicks-api.log", "clicks-api")
+    console.print(f"[green]✓[/] clicks API: http://{settings.recommend.api_host}:{settings.recommend.api_port}/v1/events "
+                  f"(pid {clicks_api.pid})")
     observer = _Observer(settings)
     state = DemoState()
     replay = threading.Thread(target=_replay, args=(settings, data_file, limit, rate, state), daemon=True)
@@ -202,16 +240,19 @@ def run_demo(settings: Settings, *, limit: int, rate: float, keep_running: bool,
                         break
                 time.sleep(1.0)
         console.print(f"\n[b]Indexed {observer.indexed()} articles; {len(observer.alerts())} open alert(s).[/]")
+        if readers_seconds > 0:
+            _show_readers(settings, console, token, readers_seconds)
         console.print(f"Elasticsearch: {settings.elasticsearch.url}/{observer.index}/_search")
         console.print(f"Alerta:        {settings.alerta.endpoint}/alerts?status=open (header 'Authorization: Key …' "
                       f"from {stack.env_file})")
         if keep_running:
-            console.print(f"Worker and live page keep running (pids {worker.pid}, {dashboard.pid}).")
+            console.print(f"Worker, live page and clicks API keep running (pids {worker.pid}, {dashboard.pid}, "
+                          f"{clicks_api.pid}).")
         console.print("Stop the stack with: finpulse stack down")
     finally:
         observer.close()
         if not keep_running:
-            for process in (dashboard, worker):
+            for process in (clicks_api, dashboard, worker):
                 if process.poll() is None:
                     process.terminate()
                     process.wait(60)

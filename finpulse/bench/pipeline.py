@@ -206,7 +206,7 @@ def run_settings(base: Settings, model_dir: Path, threads: int, tag: str, no_rec
         data["stream"]["data_dir"] = faust_dir
     if no_recommender is not None:
         no_recommender.mkdir(parents=True, exist_ok=True)
-        data["recommend"]["model_dir"] = no_recommender
+        data["recommend"].update(model_dir=no_recommender, shared_encoder=False)
     if shared_recommender is not None:
         data["recommend"].update(model_dir=shared_recommender, shared_encoder=True)
     return Settings.model_validate(data)

@@ -102,7 +102,8 @@ def bench_encoder(settings: Settings, n_texts: int = 256, batch: int = 32, max_l
     path = resolve_base(settings.model.base_model)
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=3, attn_implementation="eager").eval()
-    texts = [line.rsplit(",", 1)[0] for line in DEFAULT_CSV.read_text(encoding="utf-8").splitlines()[1 : n_texts + 1]]
+    csv_text = (settings.model.data_dir / DEFAULT_CSV).read_text(encoding="utf-8")
+    texts = [line.rsplit(",", 1)[0] for line in csv_text.splitlines()[1 : n_texts + 1]]
     Both = _two_output_module(model)
     sample = tokenizer(texts[:2], return_tensors="pt", padding=True)
     sessions: dict[str, Any] = {}

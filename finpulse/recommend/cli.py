@@ -13,7 +13,8 @@ import typer
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_CSV = Path("../shared/data/twitter-financial-news-sentiment/sent_train.csv")
+#: The headlines simulated readers choose among, under the settings' data dir (FINPULSE_MODEL__DATA_DIR).
+DEFAULT_CSV = Path("twitter-financial-news-sentiment") / "sent_train.csv"
 
 
 class ArticleSource(str, Enum):
@@ -48,7 +49,8 @@ def simulate_clicks(
     ctx: typer.Context,
     mind_out: Path | None = typer.Option(None, "--mind-out", help="Write offline MIND-format logs here instead of sending."),
     source: ArticleSource = typer.Option(ArticleSource.csv, "--source", help="Articles to choose among."),
-    csv_file: Path = typer.Option(DEFAULT_CSV, "--csv", help="CSV of headlines (text,label) for --source csv."),
+    csv_file: Path | None = typer.Option(
+        None, "--csv", help="CSV of headlines (text,label) for --source csv (default: <data_dir>/" + str(DEFAULT_CSV) + ")."),
     users: int = typer.Option(1000, "--users", min=1),
     days: float = typer.Option(7.0, "--days", min=0.1, help="Simulated days of offline logs."),
     seed: int = typer.Option(7, "--seed"),
@@ -69,7 +71,7 @@ def simulate_clicks(
     settings = settings_of(ctx)
     start = default_start() if mind_out is not None else time.time() - days * 86_400.0
     if source is ArticleSource.csv:
-        articles = articles_from_csv(csv_file, start, days, seed, limit=limit)
+        articles = articles_from_csv(csv_file or settings.model.data_dir / DEFAULT_CSV, start, days, seed, limit=limit)
     elif source is ArticleSource.news_scored:
         articles = articles_from_topic(settings, limit)
     else:
@@ -130,13 +132,13 @@ def _recommend_dirs(settings: object) -> tuple[Path, Path, Path]:
     return root / "mind", root / "train", settings.recommend_model_path()
 
 
-def _ensure_logs(mind_dir: Path, users: int, days: float, seed: int, limit: int = 6000) -> None:
+def _ensure_logs(mind_dir: Path, csv_file: Path, users: int, days: float, seed: int, limit: int = 6000) -> None:
     from finpulse.recommend.simulate import ClickSimulator, SimConfig, articles_from_csv, default_start, write_mind_logs
 
     if (mind_dir / "behaviors.tsv").is_file() and (mind_dir / "news.tsv").is_file():
         return
     start = default_start()
-    articles = articles_from_csv(DEFAULT_CSV, start, days, seed, limit=limit)
+    articles = articles_from_csv(csv_file, start, days, seed, limit=limit)
     write_mind_logs(ClickSimulator(articles, SimConfig(users=users, days=days), seed), mind_dir, start)
 
 
@@ -148,21 +150,24 @@ def train_recommend_cmd(
     seed: int = 13,
     mind: Path | None = None,
     trainable_layers: int | None = None,
-    shared_encoder: bool = False,
+    shared_encoder: bool | None = None,
     categories: bool = True,
 ) -> None:
     """``finpulse model train recommend``: simulated MIND logs (made once if missing), fine-tuning, export, evaluation.
 
-    ``shared_encoder``: train only the user tower over the sentiment model's frozen encoder (:mod:`.shared`)."""
+    ``shared_encoder``: train only the user tower over the sentiment model's frozen encoder (:mod:`.shared`);
+    ``None`` follows ``FINPULSE_RECOMMEND__SHARED_ENCODER``."""
     from finpulse.cli import settings_of
     from finpulse.export.recommend import export_recommend
     from finpulse.models.eval_recommend import evaluate_recommend, format_table, ratio_lines
     from finpulse.models.train_recommend import RecTrainConfig, load_mind, train_recommend
 
     settings = settings_of(ctx)
+    if shared_encoder is None:
+        shared_encoder = settings.recommend.shared_encoder
     mind_dir, train_dir, onnx_dir = _recommend_dirs(settings)
     if mind is None:
-        _ensure_logs(mind_dir, users=1500, days=7.0, seed=7)
+        _ensure_logs(mind_dir, settings.model.data_dir / DEFAULT_CSV, users=1500, days=7.0, seed=7)
     logs = mind or mind_dir
     budget = (time_budget_min if time_budget_min is not None else DEFAULT_BUDGET_MIN) * 60
     config = RecTrainConfig(base=base or settings.model.base_model, epochs=epochs, time_budget_s=budget, seed=seed,
@@ -174,8 +179,8 @@ def train_recommend_cmd(
         from finpulse.runtime.card import ModelCard
 
         if base is not None or trainable_layers not in (None, 0):
-            raise typer.BadParameter("--shared-encoder trains over the sentiment model's frozen encoder: drop --base "
-                                     "and --trainable-layers")
+            raise typer.BadParameter("a shared encoder is the sentiment model's, frozen: drop --base and "
+                                     "--trainable-layers, or train the recommender's own encoder with --own-encoder")
         config.base, config.trainable_layers = str(sentiment_encoder_dir(settings)), 0
         # The titles as the sentiment pass reads them (its max_length), so training sees the served embeddings.
         config.max_length = min(settings.model.max_length, ModelCard.read(settings.model.sentiment_path()).max_length)
@@ -197,6 +202,22 @@ def train_recommend_cmd(
     for line in [*format_table(results), *ratio_lines(results)]:
         typer.echo(line)
     typer.echo(f"exported to {onnx_dir}")
+
+
+def build_recommend_cmd(ctx: typer.Context, force: bool = False) -> None:
+    """``finpulse model build recommend``: train and export with the defaults unless the exported model is intact and,
+    with a shared encoder, was trained over the current sentiment model."""
+    from finpulse.cli import settings_of
+    from finpulse.recommend.encoder import RecommendCard, rebuild_reason
+
+    settings = settings_of(ctx)
+    reason = "--force" if force else rebuild_reason(settings)
+    if reason is None:
+        onnx_dir = settings.recommend_model_path()
+        typer.echo(f"recommend is up to date: {onnx_dir} ({RecommendCard.read(onnx_dir).model_version})")
+        return
+    logger.info("recommendation artefacts need building: %s", reason)
+    train_recommend_cmd(ctx)
 
 
 def export_recommend_cmd(ctx: typer.Context) -> None:

@@ -14,15 +14,18 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from finpulse.recommend.categories import CATEGORIES_FILE, NewsCategories
-from finpulse.recommend.exceptions import ModelArtefactError, SharedEncoderMismatchError
+from finpulse.recommend.exceptions import ModelArtefactError, RecommendError, SharedEncoderMismatchError
 from finpulse.recommend.ranking import UserTower, l2_normalise
 from finpulse.recommend.sectors import article_categories
 from finpulse.runtime.sessions import worker_session_options
+
+if TYPE_CHECKING:
+    from finpulse.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -173,7 +176,7 @@ def check_shared_encoder(directory: Path, sentiment_version: str, embedding_dim:
     if embedding_dim is None:
         raise SharedEncoderMismatchError(
             f"the sentiment model {sentiment_version} has no embedding output: re-export it (finpulse model export "
-            "sentiment) or unset FINPULSE_RECOMMEND__SHARED_ENCODER")
+            "sentiment) or set FINPULSE_RECOMMEND__SHARED_ENCODER=false")
     if not (directory / CARD_FILE).is_file():
         logger.info("shared encoder: no recommendation model at %s yet; ranking by mean pooling", directory)
         return
@@ -184,8 +187,27 @@ def check_shared_encoder(directory: Path, sentiment_version: str, embedding_dim:
         raise SharedEncoderMismatchError(
             f"FINPULSE_RECOMMEND__SHARED_ENCODER is on, but the recommendation model {card.model_version} at {directory} "
             f"was trained over {trained_over} ({card.dim}-d), not over sentiment model {sentiment_version} "
-            f"({embedding_dim}-d): run finpulse model train recommend --shared-encoder, or unset the setting")
+            f"({embedding_dim}-d): run finpulse model train recommend --shared-encoder, or set "
+            "FINPULSE_RECOMMEND__SHARED_ENCODER=false to serve it with its own encoder")
     logger.info("shared encoder: articles are embedded in the sentiment pass of %s", sentiment_version)
+
+
+def rebuild_reason(settings: Settings) -> str | None:
+    """Why ``finpulse model build recommend`` must train and export again, or ``None`` when the exported model is
+    intact and fits the settings (with a shared encoder: trained over the current sentiment model)."""
+    from finpulse.runtime.card import ModelCard
+    from finpulse.runtime.exceptions import ModelRuntimeError
+
+    directory = settings.recommend_model_path()
+    try:
+        RecommendCard.read(directory).verify()
+        if settings.recommend.shared_encoder:
+            sentiment = ModelCard.read(settings.model.sentiment_path())
+            dim = sentiment.data.get("embedding_dim")
+            check_shared_encoder(directory, sentiment.model_version, int(dim) if dim else None)
+    except (RecommendError, ModelRuntimeError) as exc:
+        return str(exc)
+    return None
 
 
 def model_or_fallback(directory: Path, dim: int = 384, threads: int = 0, with_encoder: bool = True) -> RecommendModel:

@@ -35,7 +35,9 @@ def settings_for(stack: Any, name: str, sentiment_dir: Path, tmp_path: Path) -> 
     data["elasticsearch"].update(index_prefix=name)
     data["model"].update(sentiment_dir=sentiment_dir, sentiment_variant="fp32", intra_op_threads=1)
     data["stream"].update(web_port=free_port(), metrics_port=free_port(), batch_wait_s=0.05, index_wait_s=0.1)
-    data["recommend"].update(debounce_s=0.2, top_k=5, model_dir=tmp_path / "no-recommend-model", mmr_lambda=0.9)
+    # Two passes: these articles arrive embedded (384-d, clustered by sector), or the recommender's own encoder embeds them.
+    data["recommend"].update(debounce_s=0.2, top_k=5, model_dir=tmp_path / "no-recommend-model", mmr_lambda=0.9,
+                             shared_encoder=False)
     return Settings.model_validate(data)
 
 

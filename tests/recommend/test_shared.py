@@ -95,9 +95,24 @@ def test_link_records_the_sentiment_model_and_refuses_another_encoder(
     assert card["shared_sentiment_model"] == version
     assert "Shared encoder" in (out / "MODEL_CARD.md").read_text()
     check_shared_encoder(out, version, card["dim"])  # the worker's start-up check passes
+    from finpulse.recommend.encoder import rebuild_reason
+
+    served = settings.model_copy(update={"recommend": settings.recommend.model_copy(update={"model_dir": out})})
+    assert served.recommend.shared_encoder  # one pass is the default
+    assert rebuild_reason(served) is None  # `finpulse model build recommend` keeps it
 
     other = _train(build_tiny_bert(tmp_path / "other-bert", seed=1), mind_dir, tmp_path / "other")
     with pytest.raises(SharedEncoderMismatchError, match="not the encoder the recommender was trained over"):
         link_shared_encoder(settings, other, texts)
+    own = export_recommend(other, tmp_path / "other-onnx", texts, None)
     with pytest.raises(SharedEncoderMismatchError, match="its own encoder"):
-        check_shared_encoder(export_recommend(other, tmp_path / "other-onnx", texts, None), version, card["dim"])
+        check_shared_encoder(own, version, card["dim"])
+    # The build trains again for the shared pass, not for a worker that runs the recommender's own encoder.
+    over_own = served.model_copy(update={"recommend": served.recommend.model_copy(update={"model_dir": own})})
+    assert "its own encoder" in (rebuild_reason(over_own) or "")
+    two_passes = over_own.model_copy(update={"recommend": over_own.recommend.model_copy(update={"shared_encoder": False})})
+    assert rebuild_reason(two_passes) is None
+    (own / "user_tower.npz").write_bytes(b"damaged")
+    assert "sha256" in (rebuild_reason(two_passes) or "")
+    assert "no recommendation model" in (rebuild_reason(two_passes.model_copy(update={
+        "recommend": two_passes.recommend.model_copy(update={"model_dir": tmp_path / "none"})})) or "")
