@@ -216,8 +216,9 @@ def run_demo(settings: Settings, *, limit: int, rate: float, keep_running: bool,
     dashboard = _start(settings, stack.state_dir / "logs" / "dashboard.log", "dashboard", "--port", str(dashboard_port))
     console.print(f"[green]✓[/] live page: http://{settings.stack.host}:{dashboard_port}/ (pid {dashboard.pid})")
     clicks_api = _start(settings, stack.state_dir / "logs" / "clicks-api.log", "clicks-api")
-    console.print(f"[green]✓[/] clicks API: http://{settings.recommend.api_host}:{settings.recommend.api_port}/v1/events "
-                  f"(pid {clicks_api.pid})")
+    from finpulse.streams.demo_readers import api_url
+
+    console.print(f"[green]✓[/] clicks API: {api_url(settings)}/v1/events (pid {clicks_api.pid})")
     observer = _Observer(settings)
     state = DemoState()
     replay = threading.Thread(target=_replay, args=(settings, data_file, limit, rate, state), daemon=True)

@@ -62,6 +62,12 @@ def sector_match(feeds: Sequence[ReaderFeed], articles: Sequence[SimArticle]) ->
     return (hits / total if total else 0.0), (float(np.mean(base)) if base else 0.0)
 
 
+def api_url(settings: Settings) -> str:
+    """Where a local client reaches the clicks API (a wildcard listen address is reached on loopback)."""
+    host = settings.recommend.api_host
+    return f"http://{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{settings.recommend.api_port}"
+
+
 def wait_healthy(url: str, timeout_s: float = 60.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -82,7 +88,7 @@ def run_readers(settings: Settings, token: str, seconds: float, rate: float, see
     if not articles:
         raise StreamError("no scored articles on news.scored for the readers to choose among")
     simulator = ClickSimulator(articles, SimConfig(users=READERS), seed)
-    api = f"http://{settings.recommend.api_host}:{settings.recommend.api_port}"
+    api = api_url(settings)
     wait_healthy(f"{api}/healthz")
     stats = asyncio.run(send_live(simulator, api, token, rate, seconds))
     logger.info("readers sent %d pages, %d clicks (%d events refused)", stats.pages, stats.clicks, stats.rejected)

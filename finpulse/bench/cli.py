@@ -99,6 +99,7 @@ def _run_and_report(settings: Settings, console: Console, config: BenchConfig) -
 
         result = run_pipeline_bench(settings, config, on_step=step)
     console.print(f"model: {result.meta['model']} ({result.meta.get('model_version')})")
+    console.print(f"recommendation path of the main runs: {result.meta.get('recommender')}")
     if result.meta.get("seed"):
         console.print(f"seed baseline: {result.meta['seed']}")
     console.print(render_table(result))

@@ -93,6 +93,32 @@ def resolve_model_dir(settings: Settings, model_dir: Path | None) -> tuple[Path,
     )
 
 
+def main_run_recommender(settings: Settings, model_dir: Path, fallback_dir: Path) -> tuple[Settings, str]:
+    """The settings of the main runs with a recommendation model the benchmarked sentiment model can feed, and a note.
+
+    With one shared encoder pass (the default) the worker refuses a recommender trained over another encoder; the
+    benchmark then runs the shared pass with mean pooling instead (an empty model dir: the same embedding and
+    candidate work, no user tower), so a benchmarked model of its own does not stop the run.
+    """
+    from finpulse.recommend.encoder import check_shared_encoder
+    from finpulse.recommend.exceptions import SharedEncoderMismatchError
+    from finpulse.runtime.card import ModelCard
+
+    rec = settings.recommend
+    if not rec.shared_encoder:
+        return settings, f"two passes: the recommender's own encoder ({settings.recommend_model_path()})"
+    card = ModelCard.read(model_dir)
+    dim = card.data.get("embedding_dim")
+    try:
+        check_shared_encoder(settings.recommend_model_path(), card.model_version, int(dim) if dim else None)
+    except SharedEncoderMismatchError as exc:
+        logger.warning("benchmarking the shared pass with mean pooling: %s", exc)
+        fallback_dir.mkdir(parents=True, exist_ok=True)
+        return (settings.model_copy(update={"recommend": rec.model_copy(update={"model_dir": fallback_dir})}),
+                "one shared pass, mean pooling (no recommendation model trained over this sentiment model)")
+    return settings, f"one shared pass ({settings.recommend_model_path()})"
+
+
 def headline_file(settings: Settings, data_file: Path | None) -> Path:
     path = data_file or settings.model.data_dir / "twitter-financial-news-sentiment" / "sent_valid.csv"
     if not path.is_file():
@@ -472,6 +498,7 @@ def run_pipeline_bench(settings: Settings, config: BenchConfig, on_step: Callabl
     """Every figure, ``config.repeats`` times, interleaved; medians in the report."""
     step = on_step or (lambda _s: None)
     model_dir, model_note = resolve_model_dir(settings, config.model_dir)
+    settings, recommender_note = main_run_recommender(settings, model_dir, config.out_dir / "no-recommendation-model")
     data = headline_file(settings, config.data_file)
     config.micro_batch = settings.stream.batch_size
     rows = list(articles(data, max(config.articles, config.raw_texts)))
@@ -491,6 +518,7 @@ def run_pipeline_bench(settings: Settings, config: BenchConfig, on_step: Callabl
         "micro_batch": config.micro_batch,
         "model": model_note,
         "model_dir": str(model_dir),
+        "recommender": recommender_note,
         "data": str(data),
         "load_avg_before": os.getloadavg(),
     }

@@ -6,7 +6,8 @@ import numpy as np
 
 from finpulse.recommend.sectors import ALL_SECTORS
 from finpulse.recommend.simulate import SimArticle, SimUser
-from finpulse.streams.demo_readers import ReaderFeed, favourite_sectors, item_sector, sector_match
+from finpulse.settings import Settings
+from finpulse.streams.demo_readers import ReaderFeed, api_url, favourite_sectors, item_sector, sector_match
 
 
 def user(weights: dict[str, float]) -> SimUser:
@@ -39,3 +40,9 @@ def test_sector_match_compares_the_feeds_with_the_candidates() -> None:
     assert matched == 0.75 and base == 0.25
     assert sector_match([], articles) == (0.0, 0.0)
     assert sector_match([ReaderFeed(reader, 1, [])], articles) == (0.0, 0.25)
+
+
+def test_a_wildcard_listen_address_is_reached_on_loopback() -> None:
+    assert api_url(Settings.model_validate({"recommend": {"api_port": 8123}})) == "http://127.0.0.1:8123"
+    named = Settings.model_validate({"recommend": {"api_host": "10.0.0.5", "api_port": 80}})
+    assert api_url(named) == "http://10.0.0.5:80"
