@@ -98,11 +98,13 @@ def run_readers(settings: Settings, token: str, seconds: float, rate: float, see
     with httpx.Client(base_url=web, timeout=10) as client:
         for user in simulator.users:
             response = client.get(f"/v1/users/{user.user_id}/recommendations")
-            if response.status_code == 404:  # this reader clicked nothing
+            if response.status_code == 404:  # no event of this reader reached the worker
                 continue
             response.raise_for_status()
             body = response.json()
-            feeds.append(ReaderFeed(user, int(body.get("clicks_seen", 0)), list(body.get("items", []))))
+            clicks = int(body.get("clicks_seen", 0))
+            if clicks:  # a reader who only saw pages has a profile but nothing to rank by
+                feeds.append(ReaderFeed(user, clicks, list(body.get("items", []))))
     return feeds, articles
 
 
