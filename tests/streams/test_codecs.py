@@ -29,6 +29,8 @@ def test_decode_valid_article_normalises_tickers() -> None:
         (b"\xff\xfe not utf8", "invalid_utf8"),
         (b"{not json", "invalid_json"),
         (b"[1, 2]", "not_an_object"),
+        (b'"a string"', "not_an_object"),
+        (b'{"title": "\\ud800 a lone surrogate"}', "invalid_json"),  # no string the sinks could not encode
         (b"[" * 100 + b"]" * 100, "too_deep"),
         (json.dumps(_article(title=123)).encode(), "invalid_record"),
         (json.dumps({"id": "abc"}).encode(), "invalid_record"),
