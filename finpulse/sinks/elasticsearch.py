@@ -4,7 +4,8 @@ Both take :class:`~finpulse.settings.ElasticsearchSettings` and set API-key or b
 bundle and timeouts from it. With ``compat_json`` (the embedded osmem server only) they use a node
 class that sends plain ``application/json`` instead of the compatibility media type
 ``application/vnd.elasticsearch+json; compatible-with=N``, which osmem answers with 406.
-Against real Elasticsearch (``compat_json`` false) the stock node classes are used.
+Against real Elasticsearch (``compat_json`` false) the stock node classes are used. Bodies are written and read
+with orjson (:mod:`finpulse.sinks.serializers`).
 """
 
 from __future__ import annotations
@@ -34,9 +35,12 @@ def plain_media_types(headers: Any) -> Any:
 
 
 def _client_kwargs(settings: ElasticsearchSettings) -> dict[str, Any]:
+    from finpulse.sinks.serializers import fast_serializers
+
     kwargs: dict[str, Any] = {
         "hosts": [settings.url],
         "request_timeout": settings.request_timeout_s,
+        "serializers": fast_serializers(),
     }
     if settings.api_key is not None and settings.username:
         raise ElasticsearchConfigError(
