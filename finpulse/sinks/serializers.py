@@ -7,26 +7,30 @@ through elasticsearch-py's own ``default`` (dates, UUIDs, numpy and pandas scala
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 from elasticsearch.serializer import JsonSerializer, NdjsonSerializer, Serializer
 
 
+def _dumps(data: Any, default: Callable[[Any], Any]) -> bytes:
+    return orjson.dumps(data, default=default, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
 class OrjsonJsonSerializer(JsonSerializer):
     def json_dumps(self, data: Any) -> bytes:
-        return orjson.dumps(data, default=self.default, option=orjson.OPT_SERIALIZE_NUMPY)
+        return _dumps(data, self.default)
 
     def json_loads(self, data: bytes) -> Any:
         return orjson.loads(data)
 
 
 class OrjsonNdjsonSerializer(NdjsonSerializer):
-    def json_dumps(self, data: Any) -> bytes:
-        return orjson.dumps(data, default=self.default, option=orjson.OPT_SERIALIZE_NUMPY)
+    """Each line of a bulk body is written by :class:`OrjsonJsonSerializer`'s ``json_dumps``."""
 
-    def json_loads(self, data: bytes) -> Any:
-        return orjson.loads(data)
+    json_dumps = OrjsonJsonSerializer.json_dumps
+    json_loads = OrjsonJsonSerializer.json_loads
 
 
 def fast_serializers() -> dict[str, Serializer]:
