@@ -44,6 +44,8 @@ ATTRIBUTES = "true attributes + history (LR)"
 #: Resamples of the paired bootstrap; its seed is fixed so the printed intervals are reproducible.
 BOOTSTRAP_SAMPLES = 2000
 CI_LEVEL = 0.95
+#: Resampled impression indices held at once (8 bytes each).
+MAX_PICKS = 4_000_000
 
 
 def auc(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -98,8 +100,14 @@ def bootstrap_ci(per_impression: dict[str, np.ndarray], samples: int = BOOTSTRAP
     n = len(next(iter(per_impression.values())))
     if n == 0 or any(len(v) != n for v in per_impression.values()):
         raise ValueError("every method must be scored on the same, non-empty set of impressions")
-    picks = np.random.default_rng(seed).integers(0, n, size=(samples, n))
-    means = {name: values[picks].mean(axis=1) for name, values in per_impression.items()}
+    rng = np.random.default_rng(seed)
+    chunk = max(1, min(samples, MAX_PICKS // n))  # real MIND has ~10^5 impressions: bound the index array's memory
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in per_impression}
+    for start in range(0, samples, chunk):
+        picks = rng.integers(0, n, size=(min(chunk, samples - start), n))
+        for name, values in per_impression.items():
+            parts[name].append(values[picks].mean(axis=1))
+    means = {name: np.concatenate(chunks) for name, chunks in parts.items()}
     tail = (1.0 - level) / 2 * 100
 
     def interval(values: np.ndarray) -> tuple[float, float]:

@@ -41,3 +41,15 @@ def test_the_same_seed_gives_the_same_interval_and_unpaired_input_is_refused() -
     with pytest.raises(ValueError, match="same"):
         bootstrap_ci({"popularity": np.ones(5), TUNED: np.ones(6)})
     assert bootstrap_ci({}) == {}
+
+
+def test_large_evaluations_resample_in_chunks_with_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    from finpulse.models import eval_recommend
+
+    values = {"popularity": np.linspace(0.1, 0.9, 300), TUNED: np.linspace(0.3, 1.0, 300)}
+    whole = bootstrap_ci(values, samples=200)
+    monkeypatch.setattr(eval_recommend, "MAX_PICKS", 300 * 7)  # 7 resamples at a time, the last chunk shorter
+    chunked = bootstrap_ci(values, samples=200)
+    assert chunked.keys() == whole.keys()
+    for name in whole:
+        assert chunked[name] == pytest.approx(whole[name], rel=0.05)
