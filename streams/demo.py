@@ -171,10 +171,12 @@ def _screen(state: DemoState, indexed: int, latest: list[dict[str, Any]], alerts
 
 
 def _with_clicks_api(settings: Settings) -> tuple[Settings, str]:
-    """The demo's settings with a token of its own for the clicks API (made per run, never stored) and a free port."""
+    """The demo's settings with a free port for the clicks API and its bearer token: the configured one
+    (FINPULSE_RECOMMEND__API_TOKEN), else one made for this run and never stored."""
     from finpulse.infra.stack.process import free_port
 
-    token = secrets.token_urlsafe(24)
+    configured = settings.recommend.api_token
+    token = configured.get_secret_value() if configured is not None else secrets.token_urlsafe(24)
     data = settings.model_dump()
     data["recommend"].update(api_token=token, api_port=free_port(settings.recommend.api_host))
     return Settings.model_validate(data), token
@@ -206,6 +208,7 @@ def run_demo(settings: Settings, *, limit: int, rate: float, keep_running: bool,
     if not data_file.is_file():
         raise StreamError(f"demo headlines not found at {data_file} (set FINPULSE_MODEL__DATA_DIR)")
     _ensure_models(settings, console)
+    configured_token = settings.recommend.api_token
     settings, token = _with_clicks_api(settings)
     from finpulse.streams.worker import prepare
 
@@ -249,6 +252,9 @@ def run_demo(settings: Settings, *, limit: int, rate: float, keep_running: bool,
         if keep_running:
             console.print(f"Worker, live page and clicks API keep running (pids {worker.pid}, {dashboard.pid}, "
                           f"{clicks_api.pid}).")
+            if configured_token is None:
+                console.print(f"Clicks API bearer token of this run: {token} (set FINPULSE_RECOMMEND__API_TOKEN "
+                              "to choose your own)")
         console.print("Stop the stack with: finpulse stack down")
     finally:
         observer.close()
