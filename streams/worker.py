@@ -27,12 +27,9 @@ def prepare(settings: Settings) -> None:
 def preflight(settings: Settings) -> None:
     """Refuse, with a named error and before any connection, settings whose models cannot work together."""
     if settings.recommend.shared_encoder:
-        from finpulse.recommend.encoder import check_shared_encoder
-        from finpulse.runtime.card import ModelCard
+        from finpulse.recommend.encoder import check_shared_pairing
 
-        card = ModelCard.read(settings.model.sentiment_path())
-        dim = card.data.get("embedding_dim")
-        check_shared_encoder(settings.recommend_model_path(), card.model_version, int(dim) if dim else None)
+        check_shared_pairing(settings.recommend_model_path(), settings.model.sentiment_path())
 
 
 def run_worker(settings: Settings, stream_app: StreamApp | None = None) -> None:

@@ -100,17 +100,14 @@ def main_run_recommender(settings: Settings, model_dir: Path, fallback_dir: Path
     benchmark then runs the shared pass with mean pooling instead (an empty model dir: the same embedding and
     candidate work, no user tower), so a benchmarked model of its own does not stop the run.
     """
-    from finpulse.recommend.encoder import check_shared_encoder
+    from finpulse.recommend.encoder import check_shared_pairing
     from finpulse.recommend.exceptions import SharedEncoderMismatchError
-    from finpulse.runtime.card import ModelCard
 
     rec = settings.recommend
     if not rec.shared_encoder:
         return settings, f"two passes: the recommender's own encoder ({settings.recommend_model_path()})"
-    card = ModelCard.read(model_dir)
-    dim = card.data.get("embedding_dim")
     try:
-        check_shared_encoder(settings.recommend_model_path(), card.model_version, int(dim) if dim else None)
+        check_shared_pairing(settings.recommend_model_path(), model_dir)
     except SharedEncoderMismatchError as exc:
         logger.warning("benchmarking the shared pass with mean pooling: %s", exc)
         fallback_dir.mkdir(parents=True, exist_ok=True)

@@ -192,19 +192,26 @@ def check_shared_encoder(directory: Path, sentiment_version: str, embedding_dim:
     logger.info("shared encoder: articles are embedded in the sentiment pass of %s", sentiment_version)
 
 
+def check_shared_pairing(recommend_dir: Path, sentiment_dir: Path) -> None:
+    """:func:`check_shared_encoder` for the sentiment model exported at ``sentiment_dir`` (its card's version and
+    embedding width)."""
+    from finpulse.runtime.card import ModelCard
+
+    card = ModelCard.read(sentiment_dir)
+    dim = card.data.get("embedding_dim")
+    check_shared_encoder(recommend_dir, card.model_version, int(dim) if dim else None)
+
+
 def rebuild_reason(settings: Settings) -> str | None:
     """Why ``finpulse model build recommend`` must train and export again, or ``None`` when the exported model is
     intact and fits the settings (with a shared encoder: trained over the current sentiment model)."""
-    from finpulse.runtime.card import ModelCard
     from finpulse.runtime.exceptions import ModelRuntimeError
 
     directory = settings.recommend_model_path()
     try:
         RecommendCard.read(directory).verify()
         if settings.recommend.shared_encoder:
-            sentiment = ModelCard.read(settings.model.sentiment_path())
-            dim = sentiment.data.get("embedding_dim")
-            check_shared_encoder(directory, sentiment.model_version, int(dim) if dim else None)
+            check_shared_pairing(directory, settings.model.sentiment_path())
     except (RecommendError, ModelRuntimeError) as exc:
         return str(exc)
     return None

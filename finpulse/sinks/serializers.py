@@ -7,20 +7,15 @@ through elasticsearch-py's own ``default`` (dates, UUIDs, numpy and pandas scala
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import orjson
 from elasticsearch.serializer import JsonSerializer, NdjsonSerializer, Serializer
 
 
-def _dumps(data: Any, default: Callable[[Any], Any]) -> bytes:
-    return orjson.dumps(data, default=default, option=orjson.OPT_SERIALIZE_NUMPY)
-
-
 class OrjsonJsonSerializer(JsonSerializer):
     def json_dumps(self, data: Any) -> bytes:
-        return _dumps(data, self.default)
+        return orjson.dumps(data, default=self.default, option=orjson.OPT_SERIALIZE_NUMPY)
 
     def json_loads(self, data: bytes) -> Any:
         return orjson.loads(data)
