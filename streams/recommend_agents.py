@@ -40,7 +40,7 @@ from finpulse.recommend.packing import pack_vector, unpack_vector
 from finpulse.recommend.profiles import Profile, update_profile
 from finpulse.recommend.pseudonym import pseudonymise
 from finpulse.recommend.ranking import CandidatePool, RankConfig, top_k
-from finpulse.runtime.sentiment import EMBEDDING_DECIMALS
+from finpulse.runtime.vectors import rounded_rows
 from finpulse.settings import Settings
 from finpulse.sinks.bulk import BulkWriter, Doc
 from finpulse.streams.channels import StreamTopics, batches, in_event
@@ -112,10 +112,11 @@ class RecommendService:
         r = self.settings.recommend
         return RankConfig(r.top_k, r.freshness_window_s, r.freshness_half_life_s, r.mmr_lambda)
 
-    def add_candidate(self, article_id: str, value: dict[str, Any]) -> None:
+    def add_candidate(self, article_id: str, value: dict[str, Any], vector: np.ndarray | None = None) -> None:
+        """Put a candidate table row into the pool; ``vector``, when given, is the row's unpacked ``v``."""
         meta = {"title": value.get("title", ""), "url": value.get("url"), "tickers": value.get("tickers", []),
                 "p": value.get("p", 0)}
-        self.candidates.add(article_id, unpack_vector(value["v"]), float(value["t"]), meta)
+        self.candidates.add(article_id, unpack_vector(value["v"]) if vector is None else vector, float(value["t"]), meta)
 
     def recommend(self, profile: Profile, now: float) -> list[RecommendedItem]:
         vector = profile.user_vector()
@@ -227,6 +228,8 @@ def register(
                 now = time.time()
                 j = 0
                 updates = []
+                fresh: list[tuple[Any, ScoredArticle, float]] = []
+                embeddings: list[np.ndarray] = []
                 for (event, article), ok in zip(articles, carried, strict=True):
                     if ok:
                         vector = np.asarray(article.embedding, np.float32)
@@ -234,22 +237,27 @@ def register(
                         vector = computed[j]
                         j += 1
                         updates.append(VectorUpdate(news_index(prefix, article.published_at or article.fetched_at), article.id,
-                                                    np.round(vector, EMBEDDING_DECIMALS).tolist(), now))
+                                                    rounded_rows(vector[None])[0], now))
                     else:
                         metrics.duplicates.labels("recommend.no_embedding").inc()
                         continue
                     when = (article.published_at or article.fetched_at).timestamp()
-                    if now - when > rec.freshness_window_s:
-                        continue
-                    vector = model.news_vector(vector, article.tickers, article.text_for_model())
-                    value = {
-                        "v": pack_vector(vector), "t": when, "title": article.title[:500],
-                        "url": article.url,
-                        "tickers": list(article.tickers), "p": event.message.partition,
-                    }
-                    with in_event(event):
-                        candidates[article.id] = value
-                    service.add_candidate(article.id, value)
+                    if now - when <= rec.freshness_window_s:
+                        fresh.append((event, article, when))
+                        embeddings.append(vector)
+                if fresh:
+                    # one matrix operation for the batch's news vectors (category-aware when the model learned them)
+                    vectors = model.news_vectors(np.stack(embeddings),
+                                                 [(a.tickers, a.text_for_model()) for _, a, _ in fresh])
+                    for (event, article, when), vector in zip(fresh, vectors, strict=True):
+                        value = {
+                            "v": pack_vector(vector), "t": when, "title": article.title[:500],
+                            "url": article.url,
+                            "tickers": list(article.tickers), "p": event.message.partition,
+                        }
+                        with in_event(event):
+                            candidates[article.id] = value
+                        service.add_candidate(article.id, value, vector)
                 if articles:
                     _evict(articles[-1][0], time.time())
                 if updates:

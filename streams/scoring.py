@@ -62,9 +62,12 @@ class EmbeddingScorer:
 
 
 def to_scored(article: NewsArticle, prediction: Prediction, model_version: str) -> ScoredArticle:
+    """The scored record of a validated article. Built without validating again (the article's fields were
+    validated when it was decoded, a 384-float embedding would be validated twice): :func:`encode_checked`,
+    which every scored record goes through, reads it back and raises on anything invalid."""
     probabilities = {label: float(p) for label, p in prediction.probabilities.items()}
-    return ScoredArticle(
-        **article.model_dump(),
+    return ScoredArticle.model_construct(
+        **dict(article),
         label=prediction.label,  # type: ignore[arg-type]
         probabilities=probabilities,  # type: ignore[arg-type]
         negative_score=probabilities.get("negative", 0.0),

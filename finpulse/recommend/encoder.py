@@ -142,11 +142,16 @@ class RecommendModel:
     def news_vector(self, embedding: np.ndarray, tickers: Sequence[str], text: str) -> np.ndarray:
         """The unit vector an article is ranked by: its text embedding, plus the vectors of its category and
         subcategory (:func:`~finpulse.recommend.sectors.article_categories`) when the model learned them."""
-        vector = np.asarray(embedding, dtype=np.float32)
+        return self.news_vectors(np.asarray(embedding, dtype=np.float32)[None], [(tickers, text)])[0]
+
+    def news_vectors(self, embeddings: np.ndarray, articles: Sequence[tuple[Sequence[str], str]]) -> np.ndarray:
+        """:meth:`news_vector` of many articles at once (rows of ``embeddings``; each article's tickers and text):
+        one matrix operation per batch instead of one per article."""
+        vectors = np.asarray(embeddings, dtype=np.float32).reshape(len(articles), self.dim)
         if self.categories is None:
-            return l2_normalise(vector)
-        category, subcategory = article_categories(tickers, text)
-        return self.categories.apply(vector[None], [category], [subcategory])[0]
+            return l2_normalise(vectors)
+        names = [article_categories(tickers, text) for tickers, text in articles]
+        return self.categories.apply(vectors, [c for c, _ in names], [s for _, s in names])
 
 
 def load_model(directory: Path, threads: int = 0, verify: bool = True, with_encoder: bool = True) -> RecommendModel:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from finpulse.recommend.ranking import CandidatePool, UserTower
+from finpulse.runtime.vectors import rounded_rows
 
 VECTOR_DECIMALS = 5
 
@@ -70,7 +71,7 @@ def update_profile(
     if clicked:
         vectors, found = pool.vectors_of(history)
         if found.any():
-            vector = np.round(tower.encode(vectors, found), VECTOR_DECIMALS).tolist()
+            vector = rounded_rows(tower.encode(vectors, found)[None], VECTOR_DECIMALS)[0]
     return Profile(
         profile.user_id, history, vector, profile.clicks + len(clicked), profile.impressions + impressions,
         now if (clicked or impressions) else profile.updated_at,

@@ -19,6 +19,7 @@ import numpy as np
 from finpulse.runtime.card import ModelCard
 from finpulse.runtime.exceptions import CardError, InferenceError
 from finpulse.runtime.sessions import worker_session_options
+from finpulse.runtime.vectors import rounded_rows
 
 if TYPE_CHECKING:
     from finpulse.settings import ModelSettings
@@ -36,8 +37,6 @@ PROVIDER_NAMES = {
 CHARS_PER_TOKEN_CAP = 64
 #: The graph output holding each text's unit embedding (see ``finpulse.export.sentiment``).
 EMBEDDING_OUTPUT = "embedding"
-#: Decimals kept of an embedding written to a record or an index (1e-5 of a unit vector's components).
-EMBEDDING_DECIMALS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,7 +227,7 @@ class SentimentRuntime:
         best = probs.argmax(axis=1).tolist()
         version = self.model_version
         vectors: list[list[float] | None] = (
-            np.round(embeddings, EMBEDDING_DECIMALS).tolist() if embeddings is not None else [None] * len(best)
+            rounded_rows(embeddings) if embeddings is not None else [None] * len(best)
         )
         return [
             Prediction(labels[b], dict(zip(labels, row, strict=True)), version, vector)

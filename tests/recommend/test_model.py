@@ -98,6 +98,10 @@ def test_export_check_and_runtime(trained: Path, mind_dir: Path, tmp_path: Path)
     assert model.categories is not None and "category" in (out / "MODEL_CARD.md").read_text()
     bank, oil = model.news_vector(emb[0], ["JPM"], titles[0]), model.news_vector(emb[0], [], "crude oil")
     assert np.isclose(np.linalg.norm(bank), 1.0, atol=1e-5) and not np.allclose(bank, oil)
+    # The candidate agent's batched form gives each article's vector of the one-at-a-time form.
+    batched = model.news_vectors(emb[:2], [(["JPM"], titles[0]), ([], "crude oil")])
+    assert np.allclose(batched[0], model.news_vector(emb[0], ["JPM"], titles[0]), atol=1e-6)
+    assert np.allclose(batched[1], model.news_vector(emb[1], [], "crude oil"), atol=1e-6)
 
 
 def test_export_check_catches_changed_category_vectors(trained: Path, tmp_path: Path) -> None:
@@ -230,3 +234,5 @@ def test_training_without_categories_writes_no_category_vectors(tiny_bert: Path,
     assert model.categories is None
     vector = np.arange(model.dim, dtype=np.float32)
     assert np.allclose(model.news_vector(vector, [], "bank loan"), vector / np.linalg.norm(vector))
+    assert np.allclose(model.news_vectors(np.stack([vector, 2 * vector]), [([], "a"), (["JPM"], "b")]),
+                       vector / np.linalg.norm(vector))

@@ -65,6 +65,26 @@ def test_the_embedding_of_the_scoring_pass_travels_with_the_article() -> None:
     assert to_scored(_article(["TSLA"]), Runtime().score(["x"])[0], "m2").embedding is None
 
 
+def test_a_scored_record_built_from_an_invalid_prediction_fails_loudly_when_encoded() -> None:
+    """to_scored does not validate again (the article was validated when decoded); encode_checked's read-back
+    turns a prediction our own code got wrong into SerializationBug, not a record on the topic."""
+    import pytest
+
+    from finpulse.streams.codecs import encode_checked
+    from finpulse.streams.exceptions import SerializationBug
+    from finpulse.streams.records import ScoredArticle
+
+    good = to_scored(_article(["TSLA"]), _Prediction("neutral", {"negative": 0.1, "neutral": 0.8, "positive": 0.1},
+                                                     [0.6, 0.8]), "m1")
+    assert ScoredArticle.model_validate_json(encode_checked(good)) == good
+    bad = to_scored(_article(["TSLA"]), _Prediction("bearish", {"negative": 0.1, "neutral": 0.8, "positive": 0.1}), "m1")
+    with pytest.raises(SerializationBug, match="label"):
+        encode_checked(bad)
+    too_sure = to_scored(_article([]), _Prediction("negative", {"negative": 1.5, "neutral": 0.0, "positive": 0.0}), "m")
+    with pytest.raises(SerializationBug, match="negative_score"):
+        encode_checked(too_sure)
+
+
 def test_observations_fan_out_to_tickers_and_market() -> None:
     scored = to_scored(_article(["TSLA", "F"]), _Prediction("negative", {"negative": 0.8, "neutral": 0.1,
                                                                          "positive": 0.1}), "m1")
