@@ -167,6 +167,10 @@ class StreamSettings(BaseModel):
     web_host: str = Field("127.0.0.1", description="Address the worker's web views and metrics listen on.")
     web_port: int = Field(6066, ge=0, le=65535, description="Faust web port of the worker (0 = off).")
     metrics_port: int = Field(9464, ge=0, le=65535, description="Prometheus metrics port (0 = off).")
+    blas_threads: int = Field(
+        1, ge=0, description="BLAS threads of the worker's numpy products (0 = the library's default, one per core): its "
+        "products are small (ranking, user vectors), and idle BLAS threads spin against the event loop and onnxruntime.",
+    )
 
 
 class SpikeSettings(BaseModel):

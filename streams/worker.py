@@ -32,11 +32,22 @@ def preflight(settings: Settings) -> None:
         check_shared_pairing(settings.recommend_model_path(), settings.model.sentiment_path())
 
 
+def limit_blas_threads(threads: int) -> None:
+    """Cap the BLAS threads of this process's numpy (``stream.blas_threads``; 0 leaves the library's default)."""
+    if threads <= 0:
+        return
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=threads, user_api="blas")
+    logger.info("numpy BLAS limited to %d thread(s)", threads)
+
+
 def run_worker(settings: Settings, stream_app: StreamApp | None = None) -> None:
     """Start the worker and block until it is stopped (SIGTERM/SIGINT stop it gracefully)."""
     from faust.worker import Worker
 
     preflight(settings)
+    limit_blas_threads(settings.stream.blas_threads)
     prepare(settings)
     stream_app = stream_app or create_app(settings)
     stream_app.metrics.serve(settings.stream.metrics_port, settings.stream.web_host)

@@ -21,6 +21,8 @@ from finpulse.recommend.exceptions import ModelArtefactError
 logger = logging.getLogger(__name__)
 
 EPS = 1e-12
+#: Pools up to this many rows are scored by BLAS, larger ones by numpy's einsum loop (see :func:`relevance`).
+BLAS_MAX_ROWS = 8192
 #: Candidates kept after the first cut for MMR: this many times K (at least MIN_SHORTLIST).
 SHORTLIST_FACTOR = 5
 MIN_SHORTLIST = 50
@@ -212,9 +214,14 @@ class Ranked:
 
 def relevance(user: np.ndarray, pool: CandidatePool, now: float, config: RankConfig, exclude: Iterable[str] = ()) -> np.ndarray:
     """Score of every candidate: cosine mapped to [0, 1] times the freshness decay; -inf when not eligible."""
-    # The one matrix-vector product. einsum runs it in numpy's own single-threaded loop: the product is memory-bound,
-    # and BLAS threads spinning against a busy worker (or a busy machine) cost more than they bring.
-    sims = np.einsum("ij,j->i", pool.vectors, np.asarray(user, np.float32))
+    # The one matrix-vector product. While the pool fits in the CPU's caches, BLAS is fastest: 75 µs over 2,000 384-d
+    # candidates on one thread of the 2-core development host, against 205 µs for numpy's own einsum loop. Past that
+    # the product is memory-bound and the einsum loop reads faster (8,192 candidates: 0.56 against 1.0-1.5 ms by einsum;
+    # 16,384: 3.2 against 2.5-2.8 ms; 50,000: 8.7-9.8 against 8.0 ms). The
+    # worker runs BLAS on one thread (stream.blas_threads): more threads spin against the event loop and onnxruntime.
+    vectors = pool.vectors
+    u = np.asarray(user, np.float32)
+    sims = vectors @ u if len(vectors) <= BLAS_MAX_ROWS else np.einsum("ij,j->i", vectors, u)
     age = np.maximum(now - pool.published, 0.0)  # removed rows: inf
     with np.errstate(over="ignore", invalid="ignore"):
         decay = np.exp2(-age / config.freshness_half_life_s)

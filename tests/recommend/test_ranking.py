@@ -51,6 +51,21 @@ def test_top_k_uses_a_shortlist_over_many_candidates() -> None:
     assert [r.article_id for r in ranked] == [f"n{i}" for i in best]
 
 
+def test_relevance_is_the_same_by_blas_and_by_the_einsum_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small pools are scored by BLAS, large ones by einsum (ranking.BLAS_MAX_ROWS): the same scores either way."""
+    from finpulse.recommend import ranking
+
+    rng = np.random.default_rng(1)
+    vectors = l2_normalise(rng.normal(size=(300, 16)))
+    pool = CandidatePool.build([(f"n{i}", v.tolist(), NOW - i, {}) for i, v in enumerate(vectors)], dim=16)
+    user = l2_normalise(rng.normal(size=16))
+    by_blas = relevance(user, pool, NOW, RankConfig(), exclude=["n3"])
+    monkeypatch.setattr(ranking, "BLAS_MAX_ROWS", 100)
+    by_einsum = relevance(user, pool, NOW, RankConfig(), exclude=["n3"])
+    assert np.allclose(by_blas, by_einsum, atol=1e-6, equal_nan=False)
+    assert not np.isfinite(by_blas[pool.index["n3"]]) and np.isfinite(by_blas).sum() == 299
+
+
 def test_pool_add_remove_reuses_rows() -> None:
     pool = CandidatePool(dim=4, capacity=1)
     assert pool.add("a", [1, 0, 0, 0], NOW, {})
