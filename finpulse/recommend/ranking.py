@@ -214,11 +214,11 @@ class Ranked:
 
 def relevance(user: np.ndarray, pool: CandidatePool, now: float, config: RankConfig, exclude: Iterable[str] = ()) -> np.ndarray:
     """Score of every candidate: cosine mapped to [0, 1] times the freshness decay; -inf when not eligible."""
-    # The one matrix-vector product. While the pool fits in the CPU's caches, BLAS is fastest: 75 µs over 2,000 384-d
-    # candidates on one thread of the 2-core development host, against 205 µs for numpy's own einsum loop. Past that
-    # the product is memory-bound and the einsum loop reads faster (8,192 candidates: 0.56 against 1.0-1.5 ms by einsum;
-    # 16,384: 3.2 against 2.5-2.8 ms; 50,000: 8.7-9.8 against 8.0 ms). The
-    # worker runs BLAS on one thread (stream.blas_threads): more threads spin against the event loop and onnxruntime.
+    # The one matrix-vector product. While the pool fits in the CPU's caches, BLAS is fastest; past that the product
+    # is memory-bound and numpy's own einsum loop reads faster. On one thread of the 2-core development host, BLAS
+    # against einsum: 2,000 384-d candidates 75 against 205 µs; 8,192: 0.56 against 1.0-1.5 ms; 16,384: 3.2 against
+    # 2.5-2.8 ms; 50,000: 8.7-9.8 against 8.0 ms. The worker runs BLAS on one thread (stream.blas_threads): more
+    # threads spin against the event loop and onnxruntime.
     vectors = pool.vectors
     u = np.asarray(user, np.float32)
     sims = vectors @ u if len(vectors) <= BLAS_MAX_ROWS else np.einsum("ij,j->i", vectors, u)

@@ -226,9 +226,9 @@ class SentimentRuntime:
         labels = self.labels
         best = probs.argmax(axis=1).tolist()
         version = self.model_version
-        vectors: list[list[float] | None] = [None] * len(best)
-        if embeddings is not None:
-            vectors = list(rounded_rows(embeddings))
+        vectors: Sequence[list[float] | None] = (
+            rounded_rows(embeddings) if embeddings is not None else [None] * len(best)
+        )
         return [
             Prediction(labels[b], dict(zip(labels, row, strict=True)), version, vector)
             for b, row, vector in zip(best, probs.tolist(), vectors, strict=True)
