@@ -115,7 +115,9 @@ def bench(
     elif what is BenchTarget.encoder:
         report = b.bench_encoder(settings)
     else:
-        report = b.bench_roundtrip(settings, clicks_per_s, duration, via_api)
+        from finpulse.recommend.roundtrip import bench_roundtrip
+
+        report = bench_roundtrip(settings, clicks_per_s, duration, via_api)
     for line in report:
         typer.echo(line)
 
