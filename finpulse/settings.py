@@ -154,6 +154,10 @@ class ModelSettings(BaseModel):
         return self.sentiment_dir or self.artifacts_dir / "sentiment" / "onnx"
 
 
+WorkerRole = Literal["news", "alerts", "recommend"]
+WORKER_ROLES: tuple[WorkerRole, ...] = ("news", "alerts", "recommend")
+
+
 class StreamSettings(BaseModel):
     """Micro-batching and worker behaviour."""
 
@@ -167,6 +171,11 @@ class StreamSettings(BaseModel):
     web_host: str = Field("127.0.0.1", description="Address the worker's web views and metrics listen on.")
     web_port: int = Field(6066, ge=0, le=65535, description="Faust web port of the worker (0 = off).")
     metrics_port: int = Field(9464, ge=0, le=65535, description="Prometheus metrics port (0 = off).")
+    roles: list[WorkerRole] = Field(
+        default_factory=lambda: list[WorkerRole](WORKER_ROLES), min_length=1,
+        description="What the worker runs: news (score, index), alerts (spikes, delivery), recommend (candidates, "
+        "profiles, feeds). Workers of a subset form their own consumer group (kafka.consumer_group + the roles).",
+    )
     blas_threads: int = Field(
         1, ge=0, description="BLAS threads of the worker's numpy products (0 = the library's default, one per core): its "
         "products are small (ranking, user vectors), and idle BLAS threads spin against the event loop and onnxruntime.",
@@ -288,6 +297,15 @@ class Settings(BaseSettings):
     stack: StackSettings = Field(default_factory=StackSettings)  # type: ignore[arg-type]
     scrape: ScrapeSettings = Field(default_factory=ScrapeSettings)  # type: ignore[arg-type]
     recommend: RecommendSettings = Field(default_factory=RecommendSettings)  # type: ignore[arg-type]
+
+    def worker_app_id(self) -> str:
+        """The worker's Faust app id (its consumer group, and the prefix of its tables' changelog topics):
+        ``kafka.consumer_group``, followed by the roles when the worker runs only some of them, so that workers
+        of different roles never share a group (their subscriptions and tables differ)."""
+        roles = [role for role in WORKER_ROLES if role in self.stream.roles]
+        if len(roles) == len(WORKER_ROLES):
+            return self.kafka.consumer_group
+        return f"{self.kafka.consumer_group}-{'-'.join(roles)}"
 
     def recommend_model_path(self) -> Path:
         """The recommendation ONNX artefact dir: ``recommend.model_dir`` or ``<artifacts_dir>/recommend/onnx``."""

@@ -16,7 +16,7 @@ from typing import Any
 from finpulse.settings import KafkaSecurityProtocol, KafkaSettings, Settings
 from finpulse.sinks.alert_base import AlertSink, build_sinks
 from finpulse.sinks.bulk import BulkWriter
-from finpulse.streams import alerting, indexing, recommend_agents, scoring, spike_agent
+from finpulse.streams import alerting, fetching, indexing, recommend_agents, scoring, spike_agent
 from finpulse.streams.changelog import ChangelogDeliveries
 from finpulse.streams.channels import StreamTopics
 from finpulse.streams.contiguous import commit_only_contiguous
@@ -36,7 +36,7 @@ class StreamApp:
     app: Any
     topics: StreamTopics
     metrics: StreamMetrics
-    spike_table: Any
+    spike_table: Any  # None without the alerts role
     delivered_table: Any
 
 
@@ -96,12 +96,13 @@ def create_app(
     kafka = settings.kafka
     metrics = metrics or StreamMetrics()
     settings.stream.data_dir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
+    app_id = settings.worker_app_id()
     app = faust.App(
-        kafka.consumer_group,
+        app_id,
         broker=[f"kafka://{host}" for host in kafka.broker_list()],
         broker_credentials=_broker_credentials(kafka),
         store="memory://",
-        datadir=str(settings.stream.data_dir / kafka.consumer_group),
+        datadir=str(settings.stream.data_dir / app_id),
         processing_guarantee="at_least_once",  # exactly_once needs transactions (unsupported by Tansu)
         producer_acks=-1,
         producer_linger=kafka.producer_linger_s,
@@ -149,10 +150,16 @@ def create_app(
         lambda: build_sinks(settings, on_retry=lambda name: metrics.sink_retries.labels(name).inc())
     )
     writer = writer_factory or default_writer_factory(settings, metrics)
-    scoring.register(app, topics, settings, metrics, scorer_factory or default_scorer_factory(settings))
-    indexing.register(app, topics, settings, metrics, writer)
-    spike_table = spike_agent.register(app, topics, settings, metrics)
-    delivered = alerting.register(app, topics, settings, metrics, sinks, writer)
-    recommend_agents.register(app, topics, settings, metrics, writer)
+    roles = set(settings.stream.roles)
+    spike_table = delivered = None
+    if "news" in roles:
+        scoring.register(app, topics, settings, metrics, scorer_factory or default_scorer_factory(settings))
+        indexing.register(app, topics, settings, metrics, writer)
+    if "alerts" in roles:
+        spike_table = spike_agent.register(app, topics, settings, metrics)
+        delivered = alerting.register(app, topics, settings, metrics, sinks, writer)
+    if "recommend" in roles:
+        recommend_agents.register(app, topics, settings, metrics, writer)
+    fetching.register(app)
     changelogs.track(app.tables.values())
     return StreamApp(app, topics, metrics, spike_table, delivered)

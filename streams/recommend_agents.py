@@ -54,7 +54,6 @@ logger = logging.getLogger(__name__)
 CANDIDATES_TABLE = "recommend-candidates"
 PROFILES_TABLE = "recommend-profiles"
 POOL_SYNC_INTERVAL_S = 1.0
-FETCH_MAX_WAIT_MS = 50
 
 
 def recommendations_index(prefix: str, when: datetime) -> str:
@@ -378,28 +377,9 @@ def register(
         finally:
             await writer.close()
 
-    @app.task
-    async def shorten_fetch_wait() -> None:
-        """Faust asks the broker to hold empty fetches up to 1.5 s (hard-coded); the embedded Tansu broker does not
-        answer a waiting fetch when records arrive, so every quiet-to-busy edge cost up to 1.5 s per hop. Shorter
-        waits bound that (infra/stack/QUIRKS.md)."""
-        _set_fetch_wait(app, FETCH_MAX_WAIT_MS)
-
     if settings.stream.web_port:
         _register_view(app, profiles, service)
     return service
-
-
-def _set_fetch_wait(app: Any, wait_ms: int) -> None:
-    """Set the running aiokafka consumer's fetch wait (Faust exposes no setting for it)."""
-    thread = getattr(app.consumer, "_thread", None)
-    consumer = getattr(thread, "_consumer", None)
-    fetcher = getattr(consumer, "_fetcher", None)
-    if fetcher is None or not hasattr(fetcher, "_fetch_max_wait_ms"):
-        logger.warning("cannot shorten the consumer's fetch wait (Faust/aiokafka internals changed)")
-        return
-    fetcher._fetch_max_wait_ms = wait_ms
-    logger.info("consumer fetch wait set to %d ms", wait_ms)
 
 
 def _register_view(app: Any, profiles: Any, service: RecommendService) -> None:

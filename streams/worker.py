@@ -26,7 +26,7 @@ def prepare(settings: Settings) -> None:
 
 def preflight(settings: Settings) -> None:
     """Refuse, with a named error and before any connection, settings whose models cannot work together."""
-    if settings.recommend.shared_encoder:
+    if settings.recommend.shared_encoder and "recommend" in settings.stream.roles:
         from finpulse.recommend.encoder import check_shared_pairing
 
         check_shared_pairing(settings.recommend_model_path(), settings.model.sentiment_path())
@@ -52,8 +52,8 @@ def run_worker(settings: Settings, stream_app: StreamApp | None = None) -> None:
     stream_app = stream_app or create_app(settings)
     stream_app.metrics.serve(settings.stream.metrics_port, settings.stream.web_host)
     logger.info(
-        "worker %s starting: brokers %s, Elasticsearch %s",
-        settings.kafka.consumer_group, settings.kafka.bootstrap_servers, settings.elasticsearch.url,
+        "worker %s starting (%s): brokers %s, Elasticsearch %s", settings.worker_app_id(),
+        ", ".join(settings.stream.roles), settings.kafka.bootstrap_servers, settings.elasticsearch.url,
     )
     worker = Worker(
         stream_app.app,

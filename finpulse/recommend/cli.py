@@ -104,6 +104,8 @@ def bench(
     clicks_per_s: float = typer.Option(200.0, "--rate"),
     duration: float = typer.Option(30.0, "--duration"),
     via_api: bool = typer.Option(False, "--via-api", help="roundtrip: send the clicks through a clicks API of its own."),
+    worker_role: list[str] = typer.Option([], "--worker-role", help="roundtrip: what its worker runs (repeatable; "
+                                          "default stream.roles): news, alerts, recommend."),
 ) -> None:
     """Print benchmark figures (p50/p99) of the recommendation path."""
     from finpulse.cli import settings_of
@@ -117,7 +119,7 @@ def bench(
     else:
         from finpulse.recommend.roundtrip import bench_roundtrip
 
-        report = bench_roundtrip(settings, clicks_per_s, duration, via_api)
+        report = bench_roundtrip(settings, clicks_per_s, duration, via_api, roles=worker_role or None)
     for line in report:
         typer.echo(line)
 

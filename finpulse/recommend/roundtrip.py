@@ -82,9 +82,10 @@ class CpuPerClick:
 
 
 def bench_roundtrip(settings: Settings, rate: float, duration_s: float, via_api: bool = False,
-                    candidates: int = N_CANDIDATES) -> list[str]:
-    """Click → recommendation latency through Kafka with a worker of its own on the configured stack."""
-    bench_settings, tmp = _bench_settings(settings)
+                    candidates: int = N_CANDIDATES, roles: list[str] | None = None) -> list[str]:
+    """Click → recommendation latency through Kafka with a worker of its own on the configured stack; ``roles``: what
+    that worker runs (default: ``stream.roles``); it needs ``recommend``."""
+    bench_settings, tmp = _bench_settings(settings, roles)
     env = _worker_env(bench_settings)
     log = (tmp / "worker.log").open("wb")
     # cwd: Faust writes a <group>-data dir into it
@@ -110,14 +111,14 @@ def bench_roundtrip(settings: Settings, rate: float, duration_s: float, via_api:
         log.close()
 
 
-def _bench_settings(settings: Settings) -> tuple[Settings, Path]:
+def _bench_settings(settings: Settings, roles: list[str] | None) -> tuple[Settings, Path]:
     """The benchmark's own topic prefix, group, index prefix, ports and API token; the sentiment model as
     configured, else a tiny exported one (the round trip does not score news)."""
     name = f"bench-{uuid.uuid4().hex[:8]}"
     data = settings.model_dump()
     data["kafka"].update(topic_prefix=f"{name}.", consumer_group=name, session_timeout_s=6.0, heartbeat_interval_s=1.0)
     data["elasticsearch"].update(index_prefix=name)
-    data["stream"].update(web_port=0, metrics_port=_free_port())
+    data["stream"].update(web_port=0, metrics_port=_free_port(), roles=roles or settings.stream.roles)
     data["recommend"].update(model_dir=str(Path(tempfile.gettempdir()) / "finpulse-no-recommend-model"),
                              api_host="127.0.0.1", api_port=_free_port(), api_token="bench-" + uuid.uuid4().hex)
     tmp = Path(tempfile.mkdtemp(prefix="finpulse-bench-"))
@@ -128,7 +129,10 @@ def _bench_settings(settings: Settings) -> tuple[Settings, Path]:
         sentiment_dir = export_tiny(tmp / "sentiment")
         data["model"].update(sentiment_variant="fp32")
     data["model"].update(sentiment_dir=str(sentiment_dir), intra_op_threads=1)
-    return Settings.model_validate(data), tmp
+    bench = Settings.model_validate(data)
+    if "recommend" not in bench.stream.roles:
+        raise ValueError(f"the round trip needs a worker with the recommend role, not {bench.stream.roles}")
+    return bench, tmp
 
 
 def _worker_env(settings: Settings) -> dict[str, str]:
@@ -291,6 +295,7 @@ async def _drive(settings: Settings, ids: list[str], rate: float, duration_s: fl
                                 {names.get(k, k): v for k, v in after.items()}, sent, elapsed, os.cpu_count() or 1)
     via = f"through the clicks API at {api_url}" if api_url else "produced straight to Kafka"
     return [
+        f"worker roles: {', '.join(settings.stream.roles)}",
         f"click -> recommendation round trip, {sent} clicks in {send_s:.1f} s ({sent / send_s:.0f}/s, {via}; "
         f"{refused} refused), {n_users} users, {len(ids)} candidates, embedded stack: {r['n']} feeds back in "
         f"{elapsed:.1f} s, p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms, max {r['max_ms']:.0f} ms "

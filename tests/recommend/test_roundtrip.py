@@ -46,10 +46,11 @@ def test_a_short_run_reads_back_a_feed_for_every_click(stack: Any, tiny_sentimen
 
     lines = bench_roundtrip(settings, rate=20.0, duration_s=3.0, candidates=100)
 
-    found = re.search(r"(\d+) clicks in .* (\d+) feeds back in .* p99 (\d+) ms", lines[0])
+    assert lines[0] == "worker roles: news, alerts, recommend"
+    found = re.search(r"(\d+) clicks in .* (\d+) feeds back in .* p99 (\d+) ms", lines[1])
     assert found is not None, lines
     sent, back = int(found.group(1)), int(found.group(2))
     assert sent == 60
     assert back >= 0.99 * sent
-    cpu = re.search(r"worker (\d+\.\d+)", lines[2])
+    cpu = re.search(r"worker (\d+\.\d+)", lines[3])
     assert cpu is not None and float(cpu.group(1)) > 0, lines
