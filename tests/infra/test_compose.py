@@ -25,7 +25,8 @@ DOCKERFILE = ROOT / "infra" / "Dockerfile"
 # Every service built from infra/Dockerfile and the CLI command it runs.
 FINPULSE_SERVICES = {
     "topics": ["topics", "create"],
-    "worker": ["worker"],
+    "worker": ["worker", "--role", "news", "--role", "alerts"],
+    "recommender": ["worker", "--role", "recommend"],
     "scraper": ["scrape"],
     "clicks-api": ["clicks-api"],
     "kibana-import": ["kibana", "import"],
@@ -35,6 +36,7 @@ ONE_SHOT = {"topics", "elasticsearch-setup", "kibana-import"}
 SERVICE_CASES = [
     pytest.param("topics", id="topics"),
     pytest.param("worker", id="worker"),
+    pytest.param("recommender", id="recommender"),
     pytest.param("scraper", id="scraper"),
     pytest.param("clicks-api", id="clicks-api"),
     pytest.param("kibana-import", id="kibana-import"),
