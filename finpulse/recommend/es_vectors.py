@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from finpulse.sinks.bulk import BULK_RESPONSE_FILTER
+
 logger = logging.getLogger(__name__)
 
 RETRIABLE = frozenset({404, 408, 409, 429, 500, 502, 503, 504})
@@ -60,7 +62,7 @@ class VectorStore:
         from elasticsearch import ApiError
 
         try:
-            response = await self._client.bulk(operations=operations)
+            response = await self._client.bulk(operations=operations, filter_path=BULK_RESPONSE_FILTER)
         except (TimeoutError, TransportConnectionError, ConnectionTimeout, ApiError) as exc:
             logger.warning("embedding updates failed (%s); %d kept for a retry", exc, len(batch))
             self._pending.extend(batch)

@@ -27,10 +27,13 @@ logger = logging.getLogger(__name__)
 
 RETRIABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 MAX_BACKOFF_S = 30.0
+# What a bulk response needs to say for the retry decision: each item's status (and error, when it failed), not its
+# index, id, version, shards and sequence numbers. 25 instead of about 170 bytes per document (osmem, 2026-12-02).
+BULK_RESPONSE_FILTER = "errors,items.*.status,items.*.error"
 
 
 class AsyncBulkClient(Protocol):
-    async def bulk(self, *, operations: Sequence[Mapping[str, Any]], refresh: Any = ...) -> Any: ...
+    async def bulk(self, *, operations: Sequence[Mapping[str, Any]], refresh: Any = ..., filter_path: Any = ...) -> Any: ...
 
     async def close(self) -> None: ...
 
@@ -93,7 +96,7 @@ class BulkWriter:
             operations.append({"index": {"_index": d.index, "_id": d.id}})
             operations.append(d.source)
         started = time.perf_counter()
-        response = await self._client.bulk(operations=operations, refresh=self._refresh)
+        response = await self._client.bulk(operations=operations, refresh=self._refresh, filter_path=BULK_RESPONSE_FILTER)
         self._on_bulk_seconds(time.perf_counter() - started)
         body = response.body if hasattr(response, "body") else response
         if not body.get("errors"):

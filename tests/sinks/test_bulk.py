@@ -7,7 +7,7 @@ import pytest
 from elastic_transport import ApiResponseMeta, ConnectionError, HttpHeaders, NodeConfig
 from elasticsearch import ApiError
 
-from finpulse.sinks.bulk import BulkWriter, Doc
+from finpulse.sinks.bulk import BULK_RESPONSE_FILTER, BulkWriter, Doc
 from finpulse.sinks.exceptions import DocumentRejected
 
 
@@ -20,9 +20,11 @@ class _Scripted:
     def __init__(self, script: list[Any]) -> None:
         self.script = script
         self.calls: list[list[str]] = []
+        self.filter_path: Any = None
 
-    async def bulk(self, *, operations: list[dict[str, Any]], refresh: Any = False) -> Any:
+    async def bulk(self, *, operations: list[dict[str, Any]], refresh: Any = False, filter_path: Any = None) -> Any:
         self.calls.append([op["index"]["_id"] for op in operations[::2]])
+        self.filter_path = filter_path
         step = self.script.pop(0)
         if isinstance(step, Exception):
             raise step
@@ -54,6 +56,7 @@ def test_only_failed_items_are_retried() -> None:
     client = _Scripted([_partial, _ok])
     asyncio.run(BulkWriter(client, backoff_s=0.001).write(_docs(3)))
     assert client.calls == [["id0", "id1", "id2"], ["id0"]]
+    assert client.filter_path == BULK_RESPONSE_FILTER  # the response keeps each item's status and error, nothing else
 
 
 def test_same_id_twice_in_a_batch_is_written_once() -> None:
