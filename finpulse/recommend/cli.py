@@ -8,8 +8,12 @@ from __future__ import annotations
 import logging
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from finpulse.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -101,11 +105,14 @@ def bench(
                                        "encoder: one shared encoder pass vs two."),
     candidates: int = typer.Option(50_000, "--candidates"),
     repeats: int = typer.Option(2000, "--repeats"),
-    clicks_per_s: float = typer.Option(200.0, "--rate"),
+    clicks_per_s: list[float] = typer.Option([200.0], "--rate", help="roundtrip: clicks per second (repeatable: one run each)."),
     duration: float = typer.Option(30.0, "--duration"),
     via_api: bool = typer.Option(False, "--via-api", help="roundtrip: send the clicks through a clicks API of its own."),
     worker_role: list[str] = typer.Option([], "--worker-role", help="roundtrip: what its worker runs (repeatable; "
                                           "default stream.roles): news, alerts, recommend."),
+    compare_roles: bool = typer.Option(False, "--compare-roles", help="roundtrip: each rate also with a worker that "
+                                       "runs only the recommend role, back to back."),
+    out: Path | None = typer.Option(None, "--out", help="roundtrip: write roundtrip.json and roundtrip.png here."),
 ) -> None:
     """Print benchmark figures (p50/p99) of the recommendation path."""
     from finpulse.cli import settings_of
@@ -117,11 +124,28 @@ def bench(
     elif what is BenchTarget.encoder:
         report = b.bench_encoder(settings)
     else:
-        from finpulse.recommend.roundtrip import bench_roundtrip
-
-        report = bench_roundtrip(settings, clicks_per_s, duration, via_api, roles=worker_role or None)
+        report = _roundtrip(settings, clicks_per_s, duration, via_api, worker_role, compare_roles, out)
     for line in report:
         typer.echo(line)
+
+
+def _roundtrip(settings: Settings, rates: list[float], duration: float, via_api: bool, roles: list[str],
+               compare_roles: bool, out: Path | None) -> list[str]:
+    """One round-trip run per rate (and per role set), each printed as it ends; the report files when ``out``."""
+    from finpulse.recommend.roundtrip import bench_roundtrip
+
+    role_sets: list[list[str] | None] = [roles or None] + ([["recommend"]] if compare_roles else [])
+    runs = []
+    for rate in rates:
+        for role_set in role_sets:
+            runs.append(bench_roundtrip(settings, rate, duration, via_api, roles=role_set))
+            for line in runs[-1].lines():
+                typer.echo(line)
+    if out is None:
+        return []
+    from finpulse.recommend.roundtrip_report import write_report
+
+    return [f"wrote {path}" for path in write_report(runs, out).values()]
 
 
 DEFAULT_BUDGET_MIN = 10.0

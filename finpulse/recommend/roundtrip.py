@@ -81,8 +81,42 @@ class CpuPerClick:
                 f"(= {100 * busy:.0f}% of {self.cores} cores)")
 
 
+@dataclass(frozen=True)
+class RoundTrip:
+    """One run: what was sent, what came back and how fast, and what it cost each process."""
+
+    roles: list[str]
+    rate: float  # clicks per second asked for
+    sent: int
+    send_s: float
+    via: str
+    refused: int
+    users: int
+    candidates: int
+    latency_ms: dict[str, float]  # click accepted -> feed read back: n, p50_ms, p99_ms, max_ms
+    to_emit_ms: dict[str, float]  # click accepted -> feed generated in the worker
+    elapsed_s: float
+    cpu: CpuPerClick
+
+    @property
+    def label(self) -> str:
+        return f"{self.rate:g}/s, {'+'.join(self.roles)}"
+
+    def lines(self) -> list[str]:
+        r, w = self.latency_ms, self.to_emit_ms
+        return [
+            f"worker roles: {', '.join(self.roles)}",
+            f"click -> recommendation round trip, {self.sent} clicks in {self.send_s:.1f} s "
+            f"({self.sent / self.send_s:.0f}/s, {self.via}; {self.refused} refused), {self.users} users, "
+            f"{self.candidates} candidates, embedded stack: {r['n']:.0f} feeds back in {self.elapsed_s:.1f} s, "
+            f"p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms, max {r['max_ms']:.0f} ms (target p99 <= 1000 ms)",
+            f"  of which click accepted -> feed generated in the worker: p50 {w['p50_ms']:.0f} ms, p99 {w['p99_ms']:.0f} ms",
+            self.cpu.line(),
+        ]
+
+
 def bench_roundtrip(settings: Settings, rate: float, duration_s: float, via_api: bool = False,
-                    candidates: int = N_CANDIDATES, roles: list[str] | None = None) -> list[str]:
+                    candidates: int = N_CANDIDATES, roles: list[str] | None = None) -> RoundTrip:
     """Click → recommendation latency through Kafka with a worker of its own on the configured stack; ``roles``: what
     that worker runs (default: ``stream.roles``); it needs ``recommend``."""
     bench_settings, tmp = _bench_settings(settings, roles)
@@ -200,7 +234,7 @@ def _wait_candidates(settings: Settings, worker: subprocess.Popen[bytes], tmp: P
 
 
 async def _drive(settings: Settings, ids: list[str], rate: float, duration_s: float, via_api: bool,
-                 pids: dict[str, int], tmp: Path) -> list[str]:
+                 pids: dict[str, int], tmp: Path) -> RoundTrip:
     """Send the clicks at ``rate`` for ``duration_s`` and read the feeds back, in one event loop."""
     import httpx
     import psutil
@@ -294,15 +328,7 @@ async def _drive(settings: Settings, ids: list[str], rate: float, duration_s: fl
     share = CpuPerClick.between({names.get(k, k): v for k, v in before.items()},
                                 {names.get(k, k): v for k, v in after.items()}, sent, elapsed, os.cpu_count() or 1)
     via = f"through the clicks API at {api_url}" if api_url else "produced straight to Kafka"
-    return [
-        f"worker roles: {', '.join(settings.stream.roles)}",
-        f"click -> recommendation round trip, {sent} clicks in {send_s:.1f} s ({sent / send_s:.0f}/s, {via}; "
-        f"{refused} refused), {n_users} users, {len(ids)} candidates, embedded stack: {r['n']} feeds back in "
-        f"{elapsed:.1f} s, p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms, max {r['max_ms']:.0f} ms "
-        "(target p99 <= 1000 ms)",
-        f"  of which click accepted -> feed generated in the worker: p50 {w['p50_ms']:.0f} ms, p99 {w['p99_ms']:.0f} ms",
-        share.line(),
-    ]
+    return RoundTrip(list(settings.stream.roles), rate, sent, send_s, via, refused, n_users, len(ids), r, w, elapsed, share)
 
 
 def _cpu_s(process: Any) -> float:

@@ -3,6 +3,7 @@ real embedded servers (the benchmark's own worker, clicks produced to Kafka, fee
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,7 +12,8 @@ from typing import Any
 import pytest
 
 from finpulse.recommend.events import RecommendationList
-from finpulse.recommend.roundtrip import CpuPerClick, FeedTimes, bench_roundtrip, candidate_dim
+from finpulse.recommend.roundtrip import CpuPerClick, FeedTimes, RoundTrip, bench_roundtrip, candidate_dim
+from finpulse.recommend.roundtrip_report import write_report
 from finpulse.runtime.card import ModelCard
 from finpulse.settings import Settings
 
@@ -44,13 +46,30 @@ def test_a_short_run_reads_back_a_feed_for_every_click(stack: Any, tiny_sentimen
     settings = Settings.model_validate(data)
     assert candidate_dim(settings) == ModelCard.read(tiny_sentiment_dir).data["embedding_dim"]
 
-    lines = bench_roundtrip(settings, rate=20.0, duration_s=3.0, candidates=100)
+    run = bench_roundtrip(settings, rate=20.0, duration_s=3.0, candidates=100)
 
+    assert run.roles == ["news", "alerts", "recommend"]
+    assert run.sent == 60
+    assert run.latency_ms["n"] >= 0.99 * run.sent
+    assert run.cpu.per_process_ms["worker"] > 0
+    lines = run.lines()
     assert lines[0] == "worker roles: news, alerts, recommend"
-    found = re.search(r"(\d+) clicks in .* (\d+) feeds back in .* p99 (\d+) ms", lines[1])
-    assert found is not None, lines
-    sent, back = int(found.group(1)), int(found.group(2))
-    assert sent == 60
-    assert back >= 0.99 * sent
-    cpu = re.search(r"worker (\d+\.\d+)", lines[3])
-    assert cpu is not None and float(cpu.group(1)) > 0, lines
+    assert re.search(r"60 clicks in .* \d+ feeds back in .* p99 \d+ ms", lines[1]), lines
+
+
+def test_the_report_keeps_every_run_and_draws_them(tmp_path: Path) -> None:
+    cpu = CpuPerClick({"worker": 4.0, "broker": 3.0, "search server": 4.5}, clicks=6000, elapsed_s=35.0, cores=2)
+    runs = [
+        RoundTrip(roles, rate, int(rate * 30), 30.0, "produced straight to Kafka", 0, int(rate * 10), 2000,
+                  {"n": rate * 30, "p50_ms": p99 / 3, "p99_ms": p99, "max_ms": p99 * 1.1},
+                  {"n": rate * 30, "p50_ms": p99 / 3.2, "p99_ms": p99 * 0.98, "max_ms": p99}, 35.0, cpu)
+        for rate, roles, p99 in [(100.0, ["news", "alerts", "recommend"], 900.0), (200.0, ["recommend"], 12_000.0)]
+    ]
+
+    paths = write_report(runs, tmp_path / "out")
+
+    data = json.loads(paths["json"].read_text(encoding="utf-8"))
+    assert [run["label"] for run in data["runs"]] == ["100/s, news+alerts+recommend", "200/s, recommend"]
+    assert data["runs"][1]["cpu"]["per_process_ms"]["search server"] == 4.5
+    assert data["meta"]["target_p99_ms"] == 1000.0
+    assert paths["chart"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
