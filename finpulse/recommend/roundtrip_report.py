@@ -53,18 +53,20 @@ def chart(runs: Sequence[RoundTrip], path: Path) -> Path:
     budget = [1000.0 * run.cpu.cores / run.rate for run in runs]
     left.plot(x, budget, "k_", markersize=40, markeredgewidth=2, label="all cores / rate")
     left.set_xticks(list(x), labels, rotation=20, ha="right")
+    left.set_ylim(0, max([*budget, *bottom]) * 1.4)  # room for the legend above the bars
     left.set_ylabel("CPU ms per click")
     left.set_title("Where the cores go")
-    left.legend(fontsize=8)
+    left.legend(fontsize=8, ncol=3, loc="upper center")
     width = 0.4
     right.bar([i - width / 2 for i in x], [run.latency_ms["p50_ms"] for run in runs], width, label="p50")
     right.bar([i + width / 2 for i in x], [run.latency_ms["p99_ms"] for run in runs], width, label="p99")
     right.axhline(TARGET_P99_MS, color="red", linestyle="--", label="target p99")
     right.set_yscale("log")
+    right.set_ylim(top=max(run.latency_ms["p99_ms"] for run in runs) * 8)
     right.set_xticks(list(x), labels, rotation=20, ha="right")
     right.set_ylabel("click accepted -> feed read (ms)")
     right.set_title("Round trip through Kafka")
-    right.legend(fontsize=8)
+    right.legend(fontsize=8, ncol=3, loc="upper center")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
