@@ -102,6 +102,10 @@ class ServerCpu:
         sampler._procs["bench"] = psutil.Process()
         return sampler
 
+    def watch(self, name: str, pid: int) -> None:
+        """Sample one more process under ``name`` (its waited-for children included, as a server's)."""
+        self._procs[name] = psutil.Process(pid)
+
     def sample(self) -> dict[str, float]:
         """CPU seconds (user + system; a server's children included) by process name."""
         out: dict[str, float] = {}

@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 N_CANDIDATES = 2000
 CANDIDATE_WAIT_S = 180.0
 DRAIN_WAIT_S = 30.0
+TARGET_P99_MS = 1000.0  # issue 5: click -> recommendation p99 at 200 clicks/s
 
 
 @dataclass
@@ -109,7 +110,7 @@ class RoundTrip:
             f"click -> recommendation round trip, {self.sent} clicks in {self.send_s:.1f} s "
             f"({self.sent / self.send_s:.0f}/s, {self.via}; {self.refused} refused), {self.users} users, "
             f"{self.candidates} candidates, embedded stack: {r['n']:.0f} feeds back in {self.elapsed_s:.1f} s, "
-            f"p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms, max {r['max_ms']:.0f} ms (target p99 <= 1000 ms)",
+            f"p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms, max {r['max_ms']:.0f} ms (target p99 <= {TARGET_P99_MS:.0f} ms)",
             f"  of which click accepted -> feed generated in the worker: p50 {w['p50_ms']:.0f} ms, p99 {w['p99_ms']:.0f} ms",
             self.cpu.line(),
         ]
@@ -148,13 +149,15 @@ def bench_roundtrip(settings: Settings, rate: float, duration_s: float, via_api:
 def _bench_settings(settings: Settings, roles: list[str] | None) -> tuple[Settings, Path]:
     """The benchmark's own topic prefix, group, index prefix, ports and API token; the sentiment model as
     configured, else a tiny exported one (the round trip does not score news)."""
+    from finpulse.infra.stack.process import free_port
+
     name = f"bench-{uuid.uuid4().hex[:8]}"
     data = settings.model_dump()
     data["kafka"].update(topic_prefix=f"{name}.", consumer_group=name, session_timeout_s=6.0, heartbeat_interval_s=1.0)
     data["elasticsearch"].update(index_prefix=name)
-    data["stream"].update(web_port=0, metrics_port=_free_port(), roles=roles or settings.stream.roles)
+    data["stream"].update(web_port=0, metrics_port=free_port(), roles=roles or settings.stream.roles)
     data["recommend"].update(model_dir=str(Path(tempfile.gettempdir()) / "finpulse-no-recommend-model"),
-                             api_host="127.0.0.1", api_port=_free_port(), api_token="bench-" + uuid.uuid4().hex)
+                             api_host="127.0.0.1", api_port=free_port(), api_token="bench-" + uuid.uuid4().hex)
     tmp = Path(tempfile.mkdtemp(prefix="finpulse-bench-"))
     sentiment_dir = settings.model.sentiment_path().resolve()
     if not (sentiment_dir / "card.json").is_file():
@@ -237,7 +240,6 @@ async def _drive(settings: Settings, ids: list[str], rate: float, duration_s: fl
                  pids: dict[str, int], tmp: Path) -> RoundTrip:
     """Send the clicks at ``rate`` for ``duration_s`` and read the feeds back, in one event loop."""
     import httpx
-    import psutil
     from aiokafka import AIOKafkaConsumer
 
     from finpulse.bench.workers import ServerCpu
@@ -286,8 +288,9 @@ async def _drive(settings: Settings, ids: list[str], rate: float, duration_s: fl
         n_users = max(1, int(rate * 10))  # each user clicks about every 10 s: the debounce does not hold feeds back
         total = int(rate * duration_s)
         cpu = ServerCpu.of_stack(settings.stack.state_dir)
-        ours = {name: psutil.Process(pid) for name, pid in pids.items()}
-        before = {**cpu.sample(), **{name: _cpu_s(p) for name, p in ours.items()}}
+        for name, pid in pids.items():
+            cpu.watch(name, pid)
+        before = cpu.sample()
         started = time.monotonic()
         sent = 0
         deliveries = []
@@ -312,7 +315,7 @@ async def _drive(settings: Settings, ids: list[str], rate: float, duration_s: fl
         while len(times.latencies) < sent * 0.99 and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
         elapsed = time.monotonic() - started
-        after = {**cpu.sample(), **{name: _cpu_s(p) for name, p in ours.items()}}
+        after = cpu.sample()
         stop.set()
         await reader
     finally:
@@ -331,11 +334,6 @@ async def _drive(settings: Settings, ids: list[str], rate: float, duration_s: fl
     return RoundTrip(list(settings.stream.roles), rate, sent, send_s, via, refused, n_users, len(ids), r, w, elapsed, share)
 
 
-def _cpu_s(process: Any) -> float:
-    times = process.cpu_times()
-    return float(times.user + times.system)
-
-
 async def _wait_healthy(client: Any, timeout_s: float = 60.0) -> None:
     import httpx
 
@@ -349,11 +347,3 @@ async def _wait_healthy(client: Any, timeout_s: float = 60.0) -> None:
             return
         await asyncio.sleep(0.5)
     raise RuntimeError(f"the bench clicks API did not answer /healthz in {timeout_s:.0f} s")
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])

@@ -11,9 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from finpulse.recommend.roundtrip import RoundTrip
-
-TARGET_P99_MS = 1000.0
+from finpulse.recommend.roundtrip import TARGET_P99_MS, RoundTrip
 
 
 def to_json(runs: Sequence[RoundTrip]) -> dict[str, Any]:

@@ -32,6 +32,20 @@ def test_server_cpu_reads_the_pid_files_and_counts_a_busy_server(tmp_path: Path)
     assert after["kafka"] - before["kafka"] > 0.2
 
 
+def test_a_watched_process_is_sampled_beside_the_servers(tmp_path: Path) -> None:
+    busy = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 0.6\nwhile time.time() < end: pass\ntime.sleep(30)"])
+    try:
+        sampler = ServerCpu.of_stack(tmp_path)  # no pid files: only this process, and the one watched
+        sampler.watch("worker", busy.pid)
+        before = sampler.sample()
+        time.sleep(1.0)
+        after = sampler.sample()
+    finally:
+        busy.kill()
+    assert set(before) == {"bench", "worker"}
+    assert after["worker"] - before["worker"] > 0.2
+
+
 def test_rows_show_the_server_cpu_of_a_run_that_measured_it() -> None:
     result = BenchResult()
     for name, value in {"docs_per_s": 400.0, "peak_rss_mb": 270.0, "cpu_s_per_1k": 2.9,
