@@ -160,16 +160,6 @@ def _recommend_dirs(settings: object) -> tuple[Path, Path, Path]:
     return root / "mind", root / "train", settings.recommend_model_path()
 
 
-def _ensure_logs(mind_dir: Path, csv_file: Path, users: int, days: float, seed: int, limit: int = 6000) -> None:
-    from finpulse.recommend.simulate import ClickSimulator, SimConfig, articles_from_csv, default_start, write_mind_logs
-
-    if (mind_dir / "behaviors.tsv").is_file() and (mind_dir / "news.tsv").is_file():
-        return
-    start = default_start()
-    articles = articles_from_csv(csv_file, start, days, seed, limit=limit)
-    write_mind_logs(ClickSimulator(articles, SimConfig(users=users, days=days), seed), mind_dir, start)
-
-
 def train_recommend_cmd(
     ctx: typer.Context,
     time_budget_min: float | None = None,
@@ -195,7 +185,9 @@ def train_recommend_cmd(
         shared_encoder = settings.recommend.shared_encoder
     mind_dir, train_dir, onnx_dir = _recommend_dirs(settings)
     if mind is None:
-        _ensure_logs(mind_dir, settings.model.data_dir / DEFAULT_CSV, users=1500, days=7.0, seed=7)
+        from finpulse.recommend.training_logs import DEFAULT_LOGS, ensure_logs
+
+        ensure_logs(mind_dir, settings.model.data_dir / DEFAULT_CSV, DEFAULT_LOGS)
     logs = mind or mind_dir
     budget = (time_budget_min if time_budget_min is not None else DEFAULT_BUDGET_MIN) * 60
     config = RecTrainConfig(base=base or settings.model.base_model, epochs=epochs, time_budget_s=budget, seed=seed,
