@@ -33,7 +33,7 @@ class LogParameters:
 
 #: The default build's logs. 1,500 users (the default until 2026-12-02) held out 817 scorable impressions and gave
 #: the two-tower nDCG@10 0.706 (1.42x popularity); three times the users give it three times the clicks to learn
-#: from, 2,709 held-out impressions, and nDCG@10 0.726 (1.46x), README "Recommendations".
+#: from, 2,709 held-out impressions, and nDCG@10 0.726-0.731 (1.46x), README "Recommendations".
 DEFAULT_LOGS = LogParameters()
 
 
