@@ -428,3 +428,11 @@ def settings_to_env(settings: Settings, *, mask: str | None = None) -> dict[str,
 
     walk(settings, ENV_PREFIX)
     return env
+
+
+def child_process_env(settings: Settings) -> dict[str, str]:
+    """This process's environment for a finpulse child process that must run with ``settings``: inherited
+    ``FINPULSE_*`` variables dropped (none may override them), ``settings`` written in their place."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+    env.update(settings_to_env(settings))
+    return env

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
 import secrets
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
-from finpulse.settings import Settings, load_settings, settings_to_env
+from finpulse.settings import Settings, child_process_env, load_settings
 from finpulse.streams.exceptions import StreamError
 from finpulse.streams.ids import article_id
 from finpulse.streams.records import NewsArticle, utcnow
@@ -84,8 +83,7 @@ def _replay(settings: Settings, data_file: Path, limit: int, rate: float, state:
 
 def _build(settings: Settings, console: Console, name: str) -> None:
     console.print(f"[yellow]no {name} model built yet:[/] training and exporting one (cached for later runs)")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FINPULSE_")}
-    env.update(settings_to_env(settings))
+    env = child_process_env(settings)
     done = subprocess.run([sys.executable, "-m", "finpulse", "model", "build", name], env=env, check=False)
     if done.returncode != 0:
         raise StreamError(f"building the {name} model failed (exit {done.returncode})")
@@ -107,8 +105,7 @@ def _ensure_models(settings: Settings, console: Console) -> None:
 
 def _start(settings: Settings, log_file: Path, *command: str) -> subprocess.Popen[bytes]:
     """``finpulse <command>`` as a process of its own, with the demo's settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FINPULSE_")}
-    env.update(settings_to_env(settings))
+    env = child_process_env(settings)
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as log:
         return subprocess.Popen([sys.executable, "-m", "finpulse", *command], env=env, stdout=log,

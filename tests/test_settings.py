@@ -13,6 +13,7 @@ from finpulse.logs import JsonFormatter
 from finpulse.settings import (
     KafkaSecurityProtocol,
     Settings,
+    child_process_env,
     load_settings,
     settings_table,
     settings_to_env,
@@ -176,6 +177,19 @@ def test_settings_to_env_round_trips_with_secrets(monkeypatch: pytest.MonkeyPatc
     again = load_settings()
     assert again.model_dump(mode="json") == s.model_dump(mode="json")
     assert again.elasticsearch.api_key is not None and again.elasticsearch.api_key.get_secret_value() == SECRET
+
+
+def test_a_child_process_gets_the_settings_and_no_inherited_finpulse_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = secret_settings()
+    assert s.stream.batch_size != 7
+    monkeypatch.setenv("FINPULSE_STREAM__BATCH_SIZE", "7")  # set after the settings were built: must not override them
+    monkeypatch.setenv("FINPULSE_TEST_LEFTOVER", "x")
+    monkeypatch.setenv("UNRELATED_VARIABLE", "kept")
+    env = child_process_env(s)
+    assert "FINPULSE_TEST_LEFTOVER" not in env
+    assert env["FINPULSE_STREAM__BATCH_SIZE"] == str(s.stream.batch_size)
+    assert env["UNRELATED_VARIABLE"] == "kept"
+    assert {k: v for k, v in env.items() if k.startswith("FINPULSE_")} == settings_to_env(s)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from typing import Any, Self
 
 import psutil
 
-from finpulse.settings import Settings, settings_to_env
+from finpulse.settings import Settings, child_process_env
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +29,7 @@ class BenchWorker:
     _ps: Any = field(default=None, repr=False)
 
     def start(self) -> Self:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FINPULSE_")}
-        env.update(settings_to_env(self.settings))
+        env = child_process_env(self.settings)
         env["PYTHONUNBUFFERED"] = "1"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:

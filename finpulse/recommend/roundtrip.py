@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from finpulse.recommend.bench import percentiles
-from finpulse.settings import Settings
+from finpulse.settings import Settings, child_process_env
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ def bench_roundtrip(settings: Settings, rate: float, duration_s: float, via_api:
     """Click → recommendation latency through Kafka with a worker of its own on the configured stack; ``roles``: what
     that worker runs (default: ``stream.roles``); it needs ``recommend``."""
     bench_settings, tmp = _bench_settings(settings, roles)
-    env = _worker_env(bench_settings)
+    env = child_process_env(bench_settings)
     log = (tmp / "worker.log").open("wb")
     # cwd: Faust writes a <group>-data dir into it
     worker = subprocess.Popen([sys.executable, "-m", "finpulse", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -170,14 +170,6 @@ def _bench_settings(settings: Settings, roles: list[str] | None) -> tuple[Settin
     if "recommend" not in bench.stream.roles:
         raise ValueError(f"the round trip needs a worker with the recommend role, not {bench.stream.roles}")
     return bench, tmp
-
-
-def _worker_env(settings: Settings) -> dict[str, str]:
-    from finpulse.settings import settings_to_env
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FINPULSE_")}
-    env.update(settings_to_env(settings))
-    return env
 
 
 def candidate_dim(settings: Settings) -> int:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from finpulse.infra.topics import NEWS_RAW, topic_name
-from finpulse.settings import Settings, settings_to_env
+from finpulse.settings import Settings, child_process_env
 from finpulse.streams.demo_readers import READERS, run_readers, sector_match
 from finpulse.streams.ids import article_id
 from finpulse.streams.records import NewsArticle
@@ -30,8 +30,7 @@ HEADLINES = [("XOM", "Exxon lifts crude output"), ("CVX", "Chevron refinery rest
 
 
 def _clicks_api(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FINPULSE_")}
-    env.update(settings_to_env(settings))
+    env = child_process_env(settings)
     with log.open("ab") as out:
         return subprocess.Popen([sys.executable, "-m", "finpulse", "clicks-api"], env=env, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)

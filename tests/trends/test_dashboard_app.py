@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from finpulse.settings import Settings, settings_to_env
+from finpulse.settings import Settings, child_process_env
 from finpulse.trends.dashboard import CSP, _alert, _points, create_app, plotly_js_path, serve_dashboard
 from finpulse.trends.exceptions import DashboardError
 from finpulse.trends.recommendations import flatten_recommendations
@@ -109,8 +108,7 @@ def test_cli_serves_the_stack_data(stack: Any, unique_name: str, tmp_path: Path)
     from tests.streams.harness import free_port
 
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FINPULSE_")}
-    env.update(settings_to_env(stack.settings))
+    env = child_process_env(stack.settings)
     env["FINPULSE_ELASTICSEARCH__INDEX_PREFIX"] = unique_name
     log = (tmp_path / "dashboard.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "finpulse", "dashboard", "--port", str(port)], env=env, stdout=log,
