@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from finpulse.bench.pipeline import BenchResult
@@ -18,30 +19,36 @@ def _record(name: str, pid: int, state_dir: Path) -> None:
               log_file="-").write(state_dir / f"{name}.pid")
 
 
-def test_server_cpu_reads_the_pid_files_and_counts_a_busy_server(tmp_path: Path) -> None:
+def _sampled_around_a_busy_process(sampler_of: Callable[[int], ServerCpu]) -> tuple[dict[str, float], dict[str, float]]:
+    """Two samples, 1 s apart, of the sampler ``sampler_of`` builds for the pid of a process that burns 0.6 CPU s."""
     busy = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 0.6\nwhile time.time() < end: pass\ntime.sleep(30)"])
     try:
-        _record("kafka", busy.pid, tmp_path)  # no elasticsearch.pid: that server is left out, not guessed
-        sampler = ServerCpu.of_stack(tmp_path)
+        sampler = sampler_of(busy.pid)
         before = sampler.sample()
         time.sleep(1.0)
         after = sampler.sample()
     finally:
         busy.kill()
+    return before, after
+
+
+def test_server_cpu_reads_the_pid_files_and_counts_a_busy_server(tmp_path: Path) -> None:
+    def sampler_of(pid: int) -> ServerCpu:
+        _record("kafka", pid, tmp_path)  # no elasticsearch.pid: that server is left out, not guessed
+        return ServerCpu.of_stack(tmp_path)
+
+    before, after = _sampled_around_a_busy_process(sampler_of)
     assert set(before) == {"kafka", "bench"}
     assert after["kafka"] - before["kafka"] > 0.2
 
 
 def test_a_watched_process_is_sampled_beside_the_servers(tmp_path: Path) -> None:
-    busy = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 0.6\nwhile time.time() < end: pass\ntime.sleep(30)"])
-    try:
+    def sampler_of(pid: int) -> ServerCpu:
         sampler = ServerCpu.of_stack(tmp_path)  # no pid files: only this process, and the one watched
-        sampler.watch("worker", busy.pid)
-        before = sampler.sample()
-        time.sleep(1.0)
-        after = sampler.sample()
-    finally:
-        busy.kill()
+        sampler.watch("worker", pid)
+        return sampler
+
+    before, after = _sampled_around_a_busy_process(sampler_of)
     assert set(before) == {"bench", "worker"}
     assert after["worker"] - before["worker"] > 0.2
 
