@@ -23,10 +23,12 @@ demo: install
 
 test: install
 	$(BIN)/ruff check .
+	.ci/lint-imports
 	$(BIN)/pytest
 
 lint: install
 	$(BIN)/ruff check .
+	.ci/lint-imports
 	$(BIN)/mypy finpulse streams models export infra
 
 clean:

@@ -2,11 +2,11 @@
 
 ``news_encoder.onnx``: ``input_ids``, ``attention_mask`` (int64, dynamic batch and sequence) → ``embedding``
 (mean-pooled last hidden state, L2-normalised). ``user_tower.npz``: the attention pooling's weights, run by
-:class:`finpulse.recommend.ranking.UserTower`. ``news_categories.npz`` (models trained with categories): the category
-and subcategory vectors added to each embedding, run by :class:`finpulse.recommend.categories.NewsCategories`.
+:class:`finpulse.export.runtime.ranking.UserTower`. ``news_categories.npz`` (models trained with categories): the category
+and subcategory vectors added to each embedding, run by :class:`finpulse.export.runtime.categories.NewsCategories`.
 Before the card is written, the output check runs the exported
 files the way the worker will (tokenizers + onnxruntime + numpy) against the torch model on sample titles and
-raises :class:`~finpulse.recommend.exceptions.ExportCheckError` when they differ beyond tolerance.
+raises :class:`~finpulse.export.exceptions.ExportCheckError` when they differ beyond tolerance.
 """
 
 from __future__ import annotations
@@ -22,8 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from finpulse.recommend.categories import CATEGORIES_FILE, NewsCategories
-from finpulse.recommend.encoder import (
+from finpulse.export.exceptions import ExportCheckError
+from finpulse.export.runtime.categories import CATEGORIES_FILE, NewsCategories
+from finpulse.export.runtime.ranking import UserTower
+from finpulse.export.runtime.recommend import (
     CARD_FILE,
     ENCODER_FILE,
     SHARED_SENTIMENT_KEY,
@@ -33,8 +35,6 @@ from finpulse.recommend.encoder import (
     RecommendCard,
     sha256_of,
 )
-from finpulse.recommend.exceptions import ExportCheckError
-from finpulse.recommend.ranking import UserTower
 
 logger = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ def export_recommend(train_dir: Path, out_dir: Path, sample_texts: Sequence[str]
     card: dict[str, Any] = {
         "model_version": metrics["model_version"], "dim": metrics["dim"], "max_length": max_length,
         "base_model": metrics["config"]["base"], "trainable_layers": metrics["config"]["trainable_layers"],
-        # Set when the news tower is the sentiment model's frozen encoder (finpulse.recommend.shared).
+        # Set when the news tower is the sentiment model's frozen encoder (finpulse.export.shared).
         SHARED_SENTIMENT_KEY: metrics.get(SHARED_SENTIMENT_KEY),
         "categories": None if categories is None else {"categories": list(categories.categories),
                                                        "subcategories": list(categories.subcategories)},
@@ -191,7 +191,7 @@ def model_card_text(card: dict[str, Any]) -> str:
         *([f"Category-aware news vectors: embedding + learned vectors of the article's category "
            f"({', '.join(card['categories']['categories'])}) and subcategory ({', '.join(card['categories']['subcategories'])}), "
            "normalised. In finpulse a live article's category is its sector and its subcategory its topic "
-           "(finpulse.recommend.sectors.article_categories); unknown names add nothing.", ""] if card.get("categories") else []),
+           "(finpulse.tagging.sectors.article_categories); unknown names add nothing.", ""] if card.get("categories") else []),
         *([f"Shared encoder: the news tower is the frozen encoder of sentiment model `{card[SHARED_SENTIMENT_KEY]}`; "
            "a worker with FINPULSE_RECOMMEND__SHARED_ENCODER=true takes each article's embedding from the pass that "
            "scores its sentiment.", ""] if card.get(SHARED_SENTIMENT_KEY) else []),

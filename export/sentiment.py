@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from finpulse.contracts.records import LABELS
 from finpulse.export.config import SENTIMENT_EXPORT, ExportConfig
 from finpulse.export.exceptions import ExportError, OutputMismatchError
+from finpulse.export.runtime.card import CARD_FILE, CARD_SCHEMA_VERSION, sha256_of
 from finpulse.models.data import DATASETS, Example
 from finpulse.models.metrics import classification_report
-from finpulse.runtime.card import CARD_FILE, CARD_SCHEMA_VERSION, sha256_of
-from finpulse.streams.records import LABELS
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -212,7 +212,7 @@ def compare_embeddings(torch_emb: np.ndarray, fp32_emb: np.ndarray, int8_emb: np
     """Raise :class:`OutputMismatchError` when fp32 embeddings stray from torch by > ``embedding_atol`` (a wrong
     graph). The int8 embeddings' cosines to fp32 are measured and a low one only warned about: the embedding serves
     the recommender only with a shared encoder, and that link checks the served variant
-    (:func:`finpulse.recommend.shared.link_shared_encoder`)."""
+    (:func:`finpulse.export.shared.link_shared_encoder`)."""
     if not len(torch_emb):
         return {"max_abs_embedding_diff": 0.0, "int8_embedding_min_cosine": 1.0, "int8_embedding_mean_cosine": 1.0}
     diff = float(np.abs(torch_emb - fp32_emb).max())
@@ -268,7 +268,7 @@ def check_outputs(
 def evaluate_variants(out_dir: Path, settings: ModelSettings, sets: Mapping[str, Sequence[Example]],
                       max_length: int) -> dict[str, dict[str, Any]]:
     """Metrics of each variant (through the runtime the workers use) on every evaluation set."""
-    from finpulse.runtime.sentiment import SentimentRuntime
+    from finpulse.export.runtime.sentiment import SentimentRuntime
 
     unique = list(dict.fromkeys(e.text for examples in sets.values() for e in examples))
     metrics: dict[str, dict[str, Any]] = {}
@@ -294,6 +294,57 @@ def write_card(out_dir: Path, card: dict[str, Any]) -> Path:
     return path
 
 
+def _max_length(settings: ModelSettings, training_metrics: Mapping[str, Any] | None) -> int:
+    """The settings' max_length, capped at the one the model was trained with."""
+    max_length = int(settings.max_length)
+    if training_metrics and "max_length" in training_metrics:
+        max_length = min(max_length, int(training_metrics["max_length"]))
+    return max_length
+
+
+def _save_tokenizer_and_config(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, out_dir: Path) -> list[str]:
+    """Write the tokenizer's files and the model's ``config.json`` next to the graphs; return the tokenizer's files."""
+    before = {p.name for p in out_dir.iterdir()}
+    tokenizer.save_pretrained(out_dir)
+    tokenizer_files = sorted({p.name for p in out_dir.iterdir()} - before)
+    if "tokenizer.json" not in tokenizer_files:
+        raise ExportError("the tokenizer has no tokenizer.json (a fast tokenizer is needed by the runtime)")
+    model.config.to_json_file(out_dir / "config.json")
+    return tokenizer_files
+
+
+def _card(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, out_dir: Path, config: ExportConfig, *, exporter: str,
+    check: CheckResult, tokenizer_files: list[str], max_length: int, base_model: str, training_metrics: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The model card of the export in ``out_dir`` (every file's sha256; ``metrics`` still empty)."""
+    files = {p.name: sha256_of(p) for p in sorted(out_dir.iterdir()) if p.is_file() and p.name != CARD_FILE}
+    return {
+        "schema_version": CARD_SCHEMA_VERSION,
+        "name": f"finpulse-{config.name}",
+        "model_version": f"{config.name}-{datetime.now(UTC):%Y%m%d}-{files[config.fp32_file][:8]}",
+        "created_at": datetime.now(UTC).isoformat(),
+        "labels": list(LABELS),
+        "max_length": max_length,
+        "inputs": list(config.input_names),
+        "outputs": list(config.output_names),
+        "dynamic_axes": {k: {str(a): n for a, n in v.items()} for k, v in config.dynamic_axes.items()},
+        "opset": config.opset,
+        "exporter": exporter,
+        "variants": {"fp32": config.fp32_file, "int8": config.int8_file},
+        "tokenizer": {"file": "tokenizer.json", "files": tokenizer_files, "pad_id": int(tokenizer.pad_token_id or 0)},
+        "base_model": base_model,
+        "datasets": DATASETS,
+        "check": {**asdict(check), "atol": config.atol, "min_int8_agreement": config.min_int8_agreement,
+                  "embedding_atol": config.embedding_atol, "min_int8_embedding_cosine": config.min_int8_embedding_cosine},
+        "embedding_dim": int(model.config.hidden_size) if "embedding" in config.output_names else None,
+        "versions": versions(),
+        "files": files,
+        "metrics": {},
+        "training": dict(training_metrics or {}),
+    }
+
+
 def export_sentiment(
     model_dir: Path,
     out_dir: Path,
@@ -311,9 +362,7 @@ def export_sentiment(
     if not check_texts:
         raise ExportError("the output check needs at least one text")
     model, tokenizer = load_trained(model_dir)
-    max_length = int(settings.max_length)
-    if training_metrics and "max_length" in training_metrics:
-        max_length = min(max_length, int(training_metrics["max_length"]))
+    max_length = _max_length(settings, training_metrics)
     if out_dir.exists():
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
@@ -321,38 +370,9 @@ def export_sentiment(
     exporter = export_onnx(model, tokenizer, out_dir / config.fp32_file, config)
     quantize_int8(out_dir / config.fp32_file, out_dir / config.int8_file)
     check = check_outputs(model, tokenizer, out_dir, check_texts, max_length, config)
-
-    before = {p.name for p in out_dir.iterdir()}
-    tokenizer.save_pretrained(out_dir)
-    tokenizer_files = sorted({p.name for p in out_dir.iterdir()} - before)
-    if "tokenizer.json" not in tokenizer_files:
-        raise ExportError("the tokenizer has no tokenizer.json (a fast tokenizer is needed by the runtime)")
-    model.config.to_json_file(out_dir / "config.json")
-    files = {p.name: sha256_of(p) for p in sorted(out_dir.iterdir()) if p.is_file() and p.name != CARD_FILE}
-    card: dict[str, Any] = {
-        "schema_version": CARD_SCHEMA_VERSION,
-        "name": f"finpulse-{config.name}",
-        "model_version": f"{config.name}-{datetime.now(UTC):%Y%m%d}-{files[config.fp32_file][:8]}",
-        "created_at": datetime.now(UTC).isoformat(),
-        "labels": list(LABELS),
-        "max_length": max_length,
-        "inputs": list(config.input_names),
-        "outputs": list(config.output_names),
-        "dynamic_axes": {k: {str(a): n for a, n in v.items()} for k, v in config.dynamic_axes.items()},
-        "opset": config.opset,
-        "exporter": exporter,
-        "variants": {"fp32": config.fp32_file, "int8": config.int8_file},
-        "tokenizer": {"file": "tokenizer.json", "files": tokenizer_files, "pad_id": int(tokenizer.pad_token_id or 0)},
-        "base_model": base_model or settings.base_model,
-        "datasets": DATASETS,
-        "check": {**asdict(check), "atol": config.atol, "min_int8_agreement": config.min_int8_agreement,
-                  "embedding_atol": config.embedding_atol, "min_int8_embedding_cosine": config.min_int8_embedding_cosine},
-        "embedding_dim": int(model.config.hidden_size) if "embedding" in config.output_names else None,
-        "versions": versions(),
-        "files": files,
-        "metrics": {},
-        "training": dict(training_metrics or {}),
-    }
+    tokenizer_files = _save_tokenizer_and_config(model, tokenizer, out_dir)
+    card = _card(model, tokenizer, out_dir, config, exporter=exporter, check=check, tokenizer_files=tokenizer_files,
+                 max_length=max_length, base_model=base_model or settings.base_model, training_metrics=training_metrics)
     write_card(out_dir, card)
     if eval_sets:
         card["metrics"] = evaluate_variants(out_dir, settings, eval_sets, max_length)

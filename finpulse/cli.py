@@ -11,21 +11,17 @@ from pathlib import Path
 
 import typer
 
-from finpulse.exceptions import FinpulseError
+from finpulse.exceptions import EXIT_CODES, FinpulseError
 from finpulse.logs import configure_logging
-from finpulse.settings import Settings, load_settings
+from finpulse.settings import load_settings
 
 logger = logging.getLogger(__name__)
 
-app = typer.Typer(name="finpulse", help="Real-time financial-news intelligence.", no_args_is_help=True)
-
-
-def settings_of(ctx: typer.Context) -> Settings:
-    """The settings built by the root callback (commands receive them through the context)."""
-    root = ctx.find_root()
-    if not isinstance(root.obj, Settings):
-        raise RuntimeError("settings were not built: commands must run under the finpulse root command")
-    return root.obj
+# Tracebacks never show local variables: they would print settings and their secrets.
+app = typer.Typer(name="finpulse", help="Real-time financial-news intelligence.", no_args_is_help=True,
+                  pretty_exceptions_show_locals=False, rich_markup_mode=None,
+                  epilog="Exit codes: " + "; ".join(f"{code} {text.split(':')[0]}" for code, text in EXIT_CODES.items())
+                  + " (docs/design.md).")
 
 
 @app.callback()
@@ -42,14 +38,14 @@ def _register() -> None:
     # Each subsystem adds its own commands; those modules import nothing heavy at module level.
     from finpulse import config_cli
     from finpulse.bench import cli as bench_cli
+    from finpulse.dashboard import cli as dashboard_cli
+    from finpulse.demo import cli as demo_cli
+    from finpulse.export import cli as model_cli
     from finpulse.infra import cli as infra_cli
-    from finpulse.models import cli as models_cli
-    from finpulse.recommend import cli as recommend_cli
-    from finpulse.sources import cli as sources_cli
     from finpulse.streams import cli as streams_cli
-    from finpulse.trends import cli as trends_cli
+    from finpulse.streams.sources import cli as sources_cli
 
-    for module in (config_cli, infra_cli, models_cli, sources_cli, streams_cli, trends_cli, recommend_cli, bench_cli):
+    for module in (config_cli, infra_cli, model_cli, sources_cli, streams_cli, demo_cli, dashboard_cli, bench_cli):
         module.register(app)
 
 
@@ -57,9 +53,10 @@ _register()
 
 
 def main() -> None:
-    """Entry point: click reports usage errors itself; named finpulse errors become one line and exit code 2."""
+    """Entry point: click reports usage errors itself (exit 2); a named finpulse error becomes one line on stderr and
+    its room's exit code (``finpulse.exceptions.EXIT_CODES``)."""
     try:
         app()
     except FinpulseError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise SystemExit(2) from None
+        raise SystemExit(exc.exit_code) from None

@@ -1,7 +1,9 @@
-"""``finpulse config``: show the current settings (secrets masked) and the table of every variable."""
+"""``finpulse config``: show the current settings (secrets masked), the table of every variable and the JSON
+schema of the articles finpulse takes in (``NewsArticle``, topic ``news.raw``)."""
 
 from __future__ import annotations
 
+import json
 import logging
 from enum import Enum
 from pathlib import Path
@@ -44,14 +46,21 @@ def replace_table(text: str, table: str) -> str:
     return text[: start + len(TABLE_START)] + "\n" + table + "\n" + text[end:]
 
 
+def news_article_schema() -> str:
+    """The JSON schema of ``NewsArticle`` (the records of ``news.raw``), indented, with a trailing newline."""
+    from finpulse.contracts.records import NewsArticle
+
+    return json.dumps(NewsArticle.model_json_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
 def masked_env(settings: Settings) -> dict[str, str]:
     """Every set value as its ``FINPULSE_`` variable, secrets masked."""
     return settings_to_env(settings, mask=MASK)
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``finpulse config show`` and ``finpulse config table``."""
-    config = typer.Typer(name="config", help="Inspect the settings.", no_args_is_help=True)
+    """Add ``finpulse config show``, ``finpulse config table`` and ``finpulse config schema``."""
+    config = typer.Typer(name="config", help="Inspect the settings and the schema of a news article.", no_args_is_help=True)
 
     @config.command("show")
     def show(
@@ -59,7 +68,7 @@ def register(app: typer.Typer) -> None:
         fmt: ShowFormat = typer.Option(ShowFormat.JSON, "--format", help="json (nested) or env (FINPULSE_ variables)."),
     ) -> None:
         """Print the current settings, secrets masked."""
-        from finpulse.cli import settings_of
+        from finpulse.context import settings_of
 
         settings = settings_of(ctx)
         if fmt is ShowFormat.JSON:
@@ -71,7 +80,9 @@ def register(app: typer.Typer) -> None:
     @config.command("table")
     def table(
         write: Path | None = typer.Option(
-            None, "--write", help="Replace the table between the settings-table markers of this file (README.md)."
+            None,
+            "--write",
+            help="Replace the table between the settings-table markers of this file (docs/configuration.md).",
         ),
     ) -> None:
         """Print the Markdown table of every variable, its default and description."""
@@ -84,5 +95,21 @@ def register(app: typer.Typer) -> None:
         if updated != text:
             write.write_text(updated, encoding="utf-8")
             logger.info("updated the settings table in %s", write)
+
+    @config.command("schema")
+    def schema(
+        write: Path | None = typer.Option(
+            None, "--write", help="Write the schema to this file (docs/schemas/news-article.schema.json) instead of stdout."
+        ),
+    ) -> None:
+        """Print the JSON schema of a news article (NewsArticle, the records of news.raw)."""
+        generated = news_article_schema()
+        if write is None:
+            typer.echo(generated, nl=False)
+            return
+        if not write.is_file() or write.read_text(encoding="utf-8") != generated:
+            write.parent.mkdir(parents=True, exist_ok=True)
+            write.write_text(generated, encoding="utf-8")
+            logger.info("wrote the news article schema to %s", write)
 
     app.add_typer(config)

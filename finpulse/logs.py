@@ -35,9 +35,12 @@ def configure_logging(level: str = "INFO", json_lines: bool = False) -> None:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(JsonFormatter())
     else:
+        from rich.console import Console
         from rich.logging import RichHandler
 
-        handler = RichHandler(rich_tracebacks=True, show_path=False)
+        # Logs go to stderr: stdout carries a command's data (JSONL, tables, --json).
+        handler = RichHandler(console=Console(stderr=True), rich_tracebacks=True, tracebacks_show_locals=False,
+                              show_path=False)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

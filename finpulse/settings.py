@@ -60,7 +60,7 @@ class KafkaSettings(BaseModel):
     producer_linger_s: float = Field(
         0.005, ge=0, le=1.0,
         description="Seconds the worker's producer waits to fill a batch. 0.05 cut the embedded broker's CPU per "
-        "article by a third for +0.16 s p99 latency (README, Benchmarks).",
+        "article by a third for +0.16 s p99 latency (docs/benchmarks.md).",
     )
 
     @field_validator("bootstrap_servers")
@@ -212,7 +212,7 @@ class StackSettings(BaseModel):
     elasticsearch_gogc: int | None = Field(
         200, ge=1,
         description="osmem's Go garbage-collection target (GOGC, %; None: Go's 100). 200 cut osmem's CPU per "
-        "indexed document by 12-16% for about 1.6x its memory (README, Benchmarks).",
+        "indexed document by 12-16% for about 1.6x its memory (docs/benchmarks.md).",
     )
     alerta_port: int = Field(8080, ge=1, le=65535, description="Alerta API port.")
     postgres_port: int = Field(55432, ge=1, le=65535, description="Embedded PostgreSQL port (Alerta's database).")
@@ -378,7 +378,7 @@ def _shown_input(loc: tuple[Any, ...], value: Any) -> str:
 
 
 def settings_table() -> list[tuple[str, str, str]]:
-    """(variable, default, description) for every leaf setting; used to write the README table."""
+    """(variable, default, description) for every leaf setting; used to write docs/configuration.md."""
     rows: list[tuple[str, str, str]] = []
 
     def walk(model: type[BaseModel], prefix: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from finpulse.cli import settings_of
+from finpulse.context import settings_of
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
     from finpulse.infra.stack.manager import ServerStatus
 
 logger = logging.getLogger(__name__)
+
+JSON_OPTION = typer.Option(False, "--json", help="One JSON object on stdout instead of the table.")
 
 stack_app = typer.Typer(help="The embedded stack of real servers (Kafka, Elasticsearch API, Alerta) on loopback.",
                         no_args_is_help=True)
@@ -36,6 +39,17 @@ def _console() -> Console:
     return Console()
 
 
+def _emit_statuses(title: str, statuses: list[ServerStatus], as_json: bool) -> None:
+    """The servers' states: a table, or with ``--json`` one JSON object on stdout."""
+    if as_json:
+        import dataclasses
+        import json
+
+        typer.echo(json.dumps({"servers": [dataclasses.asdict(s) for s in statuses]}, default=str))
+    else:
+        _console().print(_status_table(title, statuses))
+
+
 def _status_table(title: str, statuses: list[ServerStatus]) -> Table:
     from rich.table import Table
 
@@ -51,7 +65,7 @@ def _status_table(title: str, statuses: list[ServerStatus]) -> Table:
 
 
 @stack_app.command("up")
-def stack_up(ctx: typer.Context) -> None:
+def stack_up(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """Start every server that is not running (healthy ones are kept) and write <state_dir>/stack.env."""
     from finpulse.infra.stack.manager import Stack
 
@@ -59,28 +73,27 @@ def stack_up(ctx: typer.Context) -> None:
     t0 = time.monotonic()
     statuses = stack.up()
     elapsed = time.monotonic() - t0
-    console = _console()
-    console.print(_status_table(f"finpulse stack up in {elapsed:.2f} s", statuses))
-    console.print(f"settings written to {stack.env_file} (finpulse reads .finpulse/stack.env by default; "
-                  f"elsewhere pass --env-file {stack.env_file})")
+    _emit_statuses(f"finpulse stack up in {elapsed:.2f} s", statuses, as_json)
+    logger.info("settings written to %s (finpulse reads .finpulse/stack.env by default; elsewhere pass --env-file %s)",
+                stack.env_file, stack.env_file)
 
 
 @stack_app.command("down")
-def stack_down(ctx: typer.Context) -> None:
+def stack_down(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """Stop every server of the stack (SIGTERM, then SIGKILL) and remove stack.env."""
     from finpulse.infra.stack.manager import Stack
 
     statuses = Stack(settings_of(ctx).stack).down()
-    _console().print(_status_table("finpulse stack down", statuses))
+    _emit_statuses("finpulse stack down", statuses, as_json)
 
 
 @stack_app.command("status")
-def stack_status(ctx: typer.Context) -> None:
+def stack_status(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """Each server's address, pid and health (one real request each); exit code 1 unless all are healthy."""
     from finpulse.infra.stack.manager import Stack
 
     statuses = Stack(settings_of(ctx).stack).status()
-    _console().print(_status_table("finpulse stack status", statuses))
+    _emit_statuses("finpulse stack status", statuses, as_json)
     if not all(s.healthy for s in statuses):
         # SystemExit, not typer.Exit: finpulse.cli.main runs click with standalone_mode=False, which turns
         # typer.Exit into a return value that main() drops.
@@ -129,13 +142,17 @@ def stack_logs(
 
 
 @topics_app.command("create")
-def topics_create(ctx: typer.Context) -> None:
-    """Create every topic of infra/topics.py under FINPULSE_KAFKA__TOPIC_PREFIX (existing ones are kept)."""
+def topics_create(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
+    """Create every topic of finpulse/contracts/topics.py under FINPULSE_KAFKA__TOPIC_PREFIX (existing ones are kept)."""
     from rich.table import Table
 
     from finpulse.infra.topics_admin import create_topics
 
     states = create_topics(settings_of(ctx))
+    if as_json:
+        typer.echo(json.dumps({"topics": [{"topic": s.name, "partitions": s.partitions, "state": s.action,
+                                           "configs": s.spec.configs() if s.spec else {}} for s in states]}))
+        return
     table = Table(title="finpulse topics")
     for column in ("topic", "partitions", "state", "configs"):
         table.add_column(column)
@@ -146,15 +163,20 @@ def topics_create(ctx: typer.Context) -> None:
 
 
 @topics_app.command("list")
-def topics_list(ctx: typer.Context) -> None:
+def topics_list(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """Topics on the brokers under the topic prefix."""
     from rich.table import Table
 
     from finpulse.infra.topics_admin import list_topics
 
+    found = list_topics(settings_of(ctx))
+    if as_json:
+        typer.echo(json.dumps({"topics": [{"topic": s.name, "partitions": s.partitions,
+                                           "finpulse_topic": s.spec.description if s.spec else None} for s in found]}))
+        return
     table = Table(title="topics on " + settings_of(ctx).kafka.bootstrap_servers)
     for column in ("topic", "partitions", "finpulse topic"):
         table.add_column(column)
-    for s in list_topics(settings_of(ctx)):
+    for s in found:
         table.add_row(s.name, str(s.partitions), s.spec.description if s.spec else "-")
     _console().print(table)

@@ -6,9 +6,9 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from finpulse.contracts.topics import TOPICS, TopicSpec, topic_name
 from finpulse.exceptions import FinpulseError
 from finpulse.infra.kafka_clients import connection_config
-from finpulse.infra.topics import TOPICS, TopicSpec, topic_name
 from finpulse.settings import KafkaSettings, Settings
 
 if TYPE_CHECKING:
@@ -19,6 +19,8 @@ logger = logging.getLogger(__name__)
 
 class TopicAdminError(FinpulseError):
     """The brokers could not be reached or refused to create a topic."""
+
+    exit_code = 4
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Loaders of the labelled sentiment data sets.
 
-Labels are always indices into :data:`finpulse.streams.records.LABELS` (negative, neutral, positive).
+Labels are always indices into :data:`finpulse.contracts.records.LABELS` (negative, neutral, positive).
 
 * twitter-financial-news-sentiment (MIT): train and evaluate; ``sent_valid.csv`` is the test set.
 * Financial PhraseBank (CC BY-NC-SA 3.0): EVALUATION ONLY, never used for training.
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from finpulse.contracts.records import LABELS
 from finpulse.models.exceptions import DataError
-from finpulse.streams.records import LABELS
 
 logger = logging.getLogger(__name__)
 

@@ -21,6 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from finpulse.export.runtime.ranking import UserTower, l2_normalise
+from finpulse.models.exceptions import MindFormatError
+from finpulse.models.mind import Behavior
+from finpulse.models.simulate import TRUTH_FILE, TRUTH_NEWS_FILE, read_truth, read_truth_news
 from finpulse.models.train_recommend import (
     MindData,
     embed_all,
@@ -31,10 +35,6 @@ from finpulse.models.train_recommend import (
     news_tower_module,
     tokenize_titles,
 )
-from finpulse.recommend.exceptions import MindFormatError
-from finpulse.recommend.mind import Behavior
-from finpulse.recommend.ranking import UserTower, l2_normalise
-from finpulse.recommend.simulate import TRUTH_FILE, TRUTH_NEWS_FILE, read_truth, read_truth_news
 
 logger = logging.getLogger(__name__)
 

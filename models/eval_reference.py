@@ -17,9 +17,9 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from finpulse.recommend.mind import Behavior
-from finpulse.recommend.sectors import DEFAULT_SECTOR, DEFAULT_TOPIC
-from finpulse.recommend.simulate import TrueAttributes
+from finpulse.models.mind import Behavior
+from finpulse.models.simulate import TrueAttributes
+from finpulse.tagging.sectors import DEFAULT_SECTOR, DEFAULT_TOPIC
 
 HISTORY = 50
 

@@ -8,6 +8,8 @@ from finpulse.exceptions import FinpulseError
 class ModelsError(FinpulseError):
     """Base class of the errors raised by ``finpulse.models``."""
 
+    exit_code = 5
+
 
 class DataError(ModelsError):
     """A data set is missing, unreadable or has an unexpected format."""
@@ -23,3 +25,11 @@ class TrainingError(ModelsError):
 
 class ArtefactMissingError(ModelsError):
     """A trained model or an export the command needs does not exist yet."""
+
+
+class MindFormatError(ModelsError):
+    """A MIND-format file has a malformed line; the message names the file and the line number."""
+
+
+class ArticleSourceError(ModelsError):
+    """The articles a simulation chooses among could not be read."""

@@ -6,11 +6,13 @@ step runs only the top ``trainable_layers`` layers (0: the whole encoder is froz
 e.g. over the sentiment model's encoder, the embedding a shared sentiment pass would yield), and only for the
 candidates of the batch: the clicked histories read a cache of news embeddings refreshed once per epoch. A small
 distillation term keeps the fine-tuned embeddings near the base encoder's. User tower: additive attention over the history's
-embeddings plus a linear projection (:class:`finpulse.recommend.ranking.UserTower` runs it in numpy). With ``categories``
+embeddings plus a linear projection (:class:`finpulse.export.runtime.ranking.UserTower` runs it in numpy). With ``categories``
 (the default) a news vector is ``normalise(embedding + C[category] + S[subcategory])`` over MIND's two columns, as
-NAML and LSTUR read them (:class:`finpulse.recommend.categories.NewsCategories` runs it in numpy).
+NAML and LSTUR read them (:class:`finpulse.export.runtime.categories.NewsCategories` runs it in numpy).
 Loss: softmax cross-entropy of each click against ``negatives`` non-clicked articles of the same impression.
 The last ``test_days`` of the logs are held out (evaluated by :mod:`finpulse.models.eval_recommend`).
+The user tower and the category vectors are :mod:`finpulse.models.recommend_heads`; the titles' batches and caches
+and the training samples :mod:`finpulse.models.recommend_batches`.
 
 torch and transformers are imported inside the functions.
 """
@@ -23,16 +25,19 @@ import math
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from finpulse.export.runtime.categories import CATEGORIES_FILE, NewsCategories
 from finpulse.models.exceptions import BaseModelNotFoundError, TrainingError
-from finpulse.recommend.categories import CATEGORIES_FILE, NewsCategories
-from finpulse.recommend.mind import Behavior, MindNews, read_behaviors, read_news
+from finpulse.models.mind import Behavior, MindNews, read_behaviors, read_news
+from finpulse.models.recommend_batches import Sample, history_tensors, lower_cache, tokenize_titles, training_samples, upper_all
+from finpulse.models.recommend_batches import embed_all as embed_all  # callers import it from here
+from finpulse.models.recommend_heads import category_module, user_tower_module
 
 if TYPE_CHECKING:
     import torch
@@ -135,37 +140,6 @@ def news_tower_module(bert: Any, trainable_layers: int) -> Any:
     return tower
 
 
-def user_tower_module(dim: int, attention_dim: int) -> Any:
-    import torch
-    from torch import nn
-
-    class UserTowerT(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.w = nn.Parameter(torch.zeros(dim, attention_dim))
-            self.b = nn.Parameter(torch.zeros(attention_dim))
-            self.q = nn.Parameter(torch.randn(attention_dim) * 0.01)
-            self.p = nn.Parameter(torch.eye(dim))
-            nn.init.xavier_uniform_(self.w, gain=0.1)
-
-        def forward(self, history: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-            logits = torch.tanh(history @ self.w + self.b) @ self.q
-            logits = logits.masked_fill(~mask, float("-inf"))
-            weights = torch.softmax(logits, dim=1).nan_to_num(0.0)
-            pooled = (weights[:, :, None] * history).sum(1) @ self.p.T
-            return torch.nn.functional.normalize(pooled, dim=-1)
-
-        def to_numpy(self, version: str) -> Any:
-            from finpulse.recommend.ranking import UserTower
-
-            def arr(t: torch.Tensor) -> np.ndarray:
-                return t.detach().cpu().numpy().astype(np.float32)
-
-            return UserTower(arr(self.w), arr(self.b), arr(self.q), arr(self.p), version)
-
-    return UserTowerT()
-
-
 def load_encoder(base: str) -> tuple[Any, Any]:
     import torch
     from transformers import AutoModel, AutoTokenizer
@@ -181,117 +155,52 @@ def load_encoder(base: str) -> tuple[Any, Any]:
     return bert, tokenizer
 
 
-def tokenize_titles(tokenizer: Any, titles: Sequence[str], max_length: int) -> tuple[Any, Any]:
-
-    enc = tokenizer(list(titles), truncation=True, max_length=max_length, padding="longest", return_tensors="pt")
-    return enc["input_ids"], enc["attention_mask"]
-
-
-def _length_batches(mask: Any, batch: int) -> list[tuple[Any, int]]:
-    """Row indices in batches of similar length, with each batch's width (less padding, same results)."""
-    import torch
-
-    lengths = mask.sum(1)
-    order = torch.argsort(lengths, stable=True)
-    return [(order[s : s + batch], int(lengths[order[s : s + batch]].max())) for s in range(0, len(order), batch)]
-
-
-def lower_cache(tower: Any, ids: Any, mask: Any, batch: int = 256) -> Any:
-    """The frozen lower layers' output for every title (float16, zero beyond each title's length)."""
-    import torch
-
-    cache = torch.zeros(ids.shape[0], ids.shape[1], int(tower.bert.config.hidden_size), dtype=torch.float16)
-    with torch.no_grad():
-        for rows, width in _length_batches(mask, batch):
-            cache[rows, :width] = tower.lower(ids[rows, :width], mask[rows, :width]).half()
-    return cache
-
-
-def upper_all(tower: Any, cache: Any, mask: Any, batch: int = 256) -> Any:
-    """News embeddings of every title from the cache (no gradient)."""
-    import torch
-
-    out = torch.zeros(cache.shape[0], cache.shape[2])
-    with torch.no_grad():
-        for rows, width in _length_batches(mask, batch):
-            out[rows] = tower.upper(cache[rows, :width].float(), mask[rows, :width])
-    return out
-
-
-def embed_all(tower: Any, ids: Any, mask: Any, batch: int = 256) -> Any:
-    """Full news-tower embeddings of every title, no gradient."""
-    import torch
-
-    out = torch.zeros(ids.shape[0], int(tower.bert.config.hidden_size))
-    with torch.no_grad():
-        for rows, width in _length_batches(mask, batch):
-            out[rows] = tower(ids[rows, :width], mask[rows, :width])
-    return out
-
-
 @dataclass
 class TrainResult:
     out_dir: Path
     metrics: dict[str, Any]
 
 
-def category_module(news: Sequence[MindNews], dim: int) -> Any:
-    """Learned category and subcategory vectors over the vocabularies of ``news`` (zero at the start: training
-    begins from the text embeddings alone); ``forward(embeddings, rows)`` gives the unit news vectors of ``rows``."""
-    import torch
-    from torch import nn
+@dataclass
+class _RecRun:
+    """One training run: the data, the towers, the cached titles, the samples, and what the loop tracks."""
 
-    class CategoryVectors(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.categories = tuple(sorted({n.category for n in news}))
-            self.subcategories = tuple(sorted({n.subcategory for n in news}))
-            self.c = nn.Parameter(torch.zeros(len(self.categories), dim))
-            self.s = nn.Parameter(torch.zeros(len(self.subcategories), dim))
-            cat, sub = {c: i for i, c in enumerate(self.categories)}, {c: i for i, c in enumerate(self.subcategories)}
-            # Row → category index (plain tensors: training runs on the CPU, nothing moves them).
-            self.ci = torch.tensor([cat[n.category] for n in news], dtype=torch.long)
-            self.si = torch.tensor([sub[n.subcategory] for n in news], dtype=torch.long)
-
-        def forward(self, embeddings: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-            return torch.nn.functional.normalize(embeddings + self.c[self.ci[rows]] + self.s[self.si[rows]], dim=-1)
-
-        def to_numpy(self) -> NewsCategories:
-            return NewsCategories(self.categories, self.c.detach().cpu().numpy().astype(np.float32),
-                                  self.subcategories, self.s.detach().cpu().numpy().astype(np.float32))
-
-    return CategoryVectors()
-
-
-def _samples(data: MindData, index: dict[str, int], config: RecTrainConfig, rng: random.Random) -> list[tuple[list[int], int, list[int]]]:
-    samples = []
-    n_news = len(index)
-    for b in data.train:
-        history = [index[h] for h in b.history[-config.history :]]
-        if not history:
-            continue
-        negatives = [index[i.news_id] for i in b.impressions if i.clicked is False]
-        for item in b.impressions:
-            if not item.clicked:
-                continue
-            if negatives:
-                negs = [rng.choice(negatives) for _ in range(config.negatives)]
-            else:
-                negs = [rng.randrange(n_news) for _ in range(config.negatives)]
-            samples.append((history, index[item.news_id], negs))
-    return samples
+    config: RecTrainConfig
+    data: MindData
+    bert: Any
+    tokenizer: Any
+    tower: Any
+    user: Any
+    categories: Any
+    dim: int
+    mask: Any
+    #: The frozen lower layers' output of every title.
+    cache: Any
+    #: The untrained news embeddings (the distillation's targets).
+    base_emb: Any
+    #: The news embeddings the histories read, refreshed once per epoch.
+    emb_cache: Any
+    samples: list[Sample]
+    rng: random.Random
+    started: float
+    total_steps: int = 1
+    step: int = 0
+    stop_reason: str = "epochs"
+    history_log: list[dict[str, float]] = field(default_factory=list)
 
 
-def train_recommend(config: RecTrainConfig, mind_dir: Path, out_dir: Path) -> TrainResult:
-    """Fine-tune both towers on the logs of ``mind_dir``; save the news encoder, the user tower and metrics."""
+def _seed(config: RecTrainConfig) -> None:
     import torch
 
-    started = time.monotonic()
     random.seed(config.seed)
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
     if config.threads:
         torch.set_num_threads(config.threads)
+
+
+def _prepare(config: RecTrainConfig, mind_dir: Path, started: float) -> _RecRun:
+    """Data preparation: the logs, the towers, the frozen layers' output of every title and the training samples."""
     data = load_mind(mind_dir, config.test_days)
     ids_order = list(data.news)
     index = {nid: i for i, nid in enumerate(ids_order)}
@@ -306,88 +215,126 @@ def train_recommend(config: RecTrainConfig, mind_dir: Path, out_dir: Path) -> Tr
                 len(data.train), len(data.test), tower.split)
     cache = lower_cache(tower, ids, mask)
     base_emb = upper_all(tower, cache, mask)
-    emb_cache = base_emb.clone()
     rng = random.Random(config.seed)
-    samples = _samples(data, index, config, rng)
+    samples = training_samples(data.train, index, config.history, config.negatives, rng)
     if not samples:
         raise TrainingError("no training impression has both a history and a click")
-    encoder_params = [p for p in tower.parameters() if p.requires_grad]
-    head = list(user.parameters()) + (list(categories.parameters()) if categories is not None else [])
-    groups: list[dict[str, Any]] = [{"params": head, "lr": config.lr_user, "weight_decay": 0.0}]
+    return _RecRun(config, data, bert, tokenizer, tower, user, categories, dim, mask, cache, base_emb, base_emb.clone(),
+                   samples, rng, started)
+
+
+def _optimiser(run: _RecRun) -> torch.optim.Optimizer:
+    """AdamW over the user tower, the category vectors and the encoder's trainable layers (each with its own rate)."""
+    import torch
+
+    encoder_params = [p for p in run.tower.parameters() if p.requires_grad]
+    head = list(run.user.parameters()) + (list(run.categories.parameters()) if run.categories is not None else [])
+    groups: list[dict[str, Any]] = [{"params": head, "lr": run.config.lr_user, "weight_decay": 0.0}]
     if encoder_params:  # none when trainable_layers is 0: only the user tower learns, over the frozen embeddings
-        groups.append({"params": encoder_params, "lr": config.lr_encoder, "weight_decay": 0.01})
-    optimiser = torch.optim.AdamW(groups)
-    steps_per_epoch = math.ceil(len(samples) / config.batch_size)
-    total_steps = max(1, int(steps_per_epoch * config.epochs))
-    history_log: list[dict[str, float]] = []
-    step = 0
-    stop_reason = "epochs"
-    setup_s = time.monotonic() - started
-    logger.info("setup %.1f s; %d samples, %d steps per epoch", setup_s, len(samples), steps_per_epoch)
-    while step < total_steps:
-        rng.shuffle(samples)
-        losses = []
-        for s in range(0, len(samples), config.batch_size):
-            if step >= total_steps:
-                break
-            if config.time_budget_s is not None and time.monotonic() - started > config.time_budget_s:
-                stop_reason = "time budget"
-                break
-            batch = samples[s : s + config.batch_size]
-            cand = torch.tensor([[pos, *negs] for _, pos, negs in batch])  # (B, 1+K)
-            unique, inverse = torch.unique(cand.flatten(), return_inverse=True)
-            m = mask[unique]
-            width = int(m.sum(1).max())
-            cand_emb = tower.upper(cache[unique, :width].float(), m[:, :width])
-            news_emb = categories(cand_emb, unique) if categories is not None else cand_emb
-            scores_emb = news_emb[inverse].view(len(batch), -1, dim)
-            hist_len = max(len(h) for h, _, _ in batch)
-            hist_idx = torch.zeros(len(batch), hist_len, dtype=torch.long)
-            hist_mask = torch.zeros(len(batch), hist_len, dtype=torch.bool)
-            for r, (h, _, _) in enumerate(batch):
-                hist_idx[r, : len(h)] = torch.tensor(h)
-                hist_mask[r, : len(h)] = True
-            history = emb_cache[hist_idx]
-            if categories is not None:
-                history = categories(history.view(-1, dim), hist_idx.flatten()).view(len(batch), hist_len, dim)
-            u = user(history, hist_mask)
-            logits = (scores_emb @ u[:, :, None]).squeeze(-1) / config.temperature
-            loss = torch.nn.functional.cross_entropy(logits, torch.zeros(len(batch), dtype=torch.long))
-            distill = (1.0 - (cand_emb * base_emb[unique]).sum(-1)).mean()
-            total = loss + config.distill_weight * distill
-            optimiser.zero_grad()
-            total.backward()
-            torch.nn.utils.clip_grad_norm_([p for g in optimiser.param_groups for p in g["params"]], 1.0)
-            optimiser.step()
-            losses.append(float(loss.detach()))
-            step += 1
-            if step % 20 == 0:
-                logger.info("step %d/%d loss %.4f distill %.4f (%.0f s)", step, total_steps, np.mean(losses[-20:]),
-                            float(distill), time.monotonic() - started)
-        if losses:
-            history_log.append({"step": step, "loss": float(np.mean(losses))})
-        if stop_reason == "time budget":
+        groups.append({"params": encoder_params, "lr": run.config.lr_encoder, "weight_decay": 0.01})
+    return torch.optim.AdamW(groups)
+
+
+def _batch_loss(run: _RecRun, batch: Sequence[Sample]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(click cross-entropy, distillation gap to the base embeddings) of a batch of samples."""
+    import torch
+
+    dim = run.dim
+    cand = torch.tensor([[pos, *negs] for _, pos, negs in batch])  # (B, 1+K)
+    unique, inverse = torch.unique(cand.flatten(), return_inverse=True)
+    m = run.mask[unique]
+    width = int(m.sum(1).max())
+    cand_emb = run.tower.upper(run.cache[unique, :width].float(), m[:, :width])
+    news_emb = run.categories(cand_emb, unique) if run.categories is not None else cand_emb
+    scores_emb = news_emb[inverse].view(len(batch), -1, dim)
+    hist_idx, hist_mask = history_tensors(batch)
+    history = run.emb_cache[hist_idx]
+    if run.categories is not None:
+        history = run.categories(history.view(-1, dim), hist_idx.flatten()).view(len(batch), hist_idx.shape[1], dim)
+    u = run.user(history, hist_mask)
+    logits = (scores_emb @ u[:, :, None]).squeeze(-1) / run.config.temperature
+    loss = torch.nn.functional.cross_entropy(logits, torch.zeros(len(batch), dtype=torch.long))
+    distill = (1.0 - (cand_emb * run.base_emb[unique]).sum(-1)).mean()
+    return loss, distill
+
+
+def _epoch(run: _RecRun, optimiser: torch.optim.Optimizer) -> list[float]:
+    """One pass over the shuffled samples, until the step plan or the time budget ends; each step's click loss."""
+    import torch
+
+    config = run.config
+    losses: list[float] = []
+    for s in range(0, len(run.samples), config.batch_size):
+        if run.step >= run.total_steps:
             break
-        emb_cache = upper_all(tower, cache, mask)
-    train_s = time.monotonic() - started
+        if config.time_budget_s is not None and time.monotonic() - run.started > config.time_budget_s:
+            run.stop_reason = "time budget"
+            break
+        loss, distill = _batch_loss(run, run.samples[s : s + config.batch_size])
+        total = loss + config.distill_weight * distill
+        optimiser.zero_grad()
+        total.backward()
+        torch.nn.utils.clip_grad_norm_([p for g in optimiser.param_groups for p in g["params"]], 1.0)
+        optimiser.step()
+        losses.append(float(loss.detach()))
+        run.step += 1
+        if run.step % 20 == 0:
+            logger.info("step %d/%d loss %.4f distill %.4f (%.0f s)", run.step, run.total_steps, np.mean(losses[-20:]),
+                        float(distill), time.monotonic() - run.started)
+    return losses
+
+
+def _optimise(run: _RecRun, optimiser: torch.optim.Optimizer) -> None:
+    """The optimisation loop: epochs until ``run.total_steps`` or the time budget, the history's news embeddings
+    refreshed after each."""
+    while run.step < run.total_steps:
+        run.rng.shuffle(run.samples)
+        losses = _epoch(run, optimiser)
+        if losses:
+            run.history_log.append({"step": run.step, "loss": float(np.mean(losses))})
+        if run.stop_reason == "time budget":
+            break
+        run.emb_cache = upper_all(run.tower, run.cache, run.mask)
+
+
+def _save(run: _RecRun, out_dir: Path) -> str:
+    """Write the news encoder, the user tower and (with categories) their vectors; return the model version."""
     out_dir.mkdir(parents=True, exist_ok=True)
     version = f"two-tower-{time.strftime('%Y%m%d%H%M%S')}"
     encoder_dir = out_dir / ENCODER_SUBDIR
-    bert.save_pretrained(encoder_dir)
-    tokenizer.save_pretrained(encoder_dir)
-    user.to_numpy(version).save(out_dir / TOWER_FILE)
+    run.bert.save_pretrained(encoder_dir)
+    run.tokenizer.save_pretrained(encoder_dir)
+    run.user.to_numpy(version).save(out_dir / TOWER_FILE)
     (out_dir / CATEGORIES_FILE).unlink(missing_ok=True)
-    if categories is not None:
-        categories.to_numpy().save(out_dir / CATEGORIES_FILE)
+    if run.categories is not None:
+        run.categories.to_numpy().save(out_dir / CATEGORIES_FILE)
+    return version
+
+
+def train_recommend(config: RecTrainConfig, mind_dir: Path, out_dir: Path) -> TrainResult:
+    """Fine-tune both towers on the logs of ``mind_dir``; save the news encoder, the user tower and metrics."""
+    started = time.monotonic()
+    _seed(config)
+    run = _prepare(config, mind_dir, started)
+    optimiser = _optimiser(run)
+    steps_per_epoch = math.ceil(len(run.samples) / config.batch_size)
+    run.total_steps = max(1, int(steps_per_epoch * config.epochs))
+    setup_s = time.monotonic() - started
+    logger.info("setup %.1f s; %d samples, %d steps per epoch", setup_s, len(run.samples), steps_per_epoch)
+    _optimise(run, optimiser)
+    train_s = time.monotonic() - started
+    version = _save(run, out_dir)
+    data = run.data
     metrics = {
         "model_version": version, "config": asdict(config), "mind_dir": str(mind_dir),
-        "data": {"news": len(ids_order), "train_impressions": len(data.train), "test_impressions": len(data.test),
-                 "train_samples": len(samples)},
-        "train": {"steps": step, "seconds": round(train_s, 1), "setup_seconds": round(setup_s, 1), "stop_reason": stop_reason},
-        "history": history_log, "dim": dim,
+        "data": {"news": len(data.news), "train_impressions": len(data.train), "test_impressions": len(data.test),
+                 "train_samples": len(run.samples)},
+        "train": {"steps": run.step, "seconds": round(train_s, 1), "setup_seconds": round(setup_s, 1),
+                  "stop_reason": run.stop_reason},
+        "history": run.history_log, "dim": run.dim,
     }
     (out_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2), encoding="utf-8")
-    logger.info("trained %s in %.0f s (%d steps, %s)", version, train_s, step, stop_reason)
+    logger.info("trained %s in %.0f s (%d steps, %s)", version, train_s, run.step, run.stop_reason)
     return TrainResult(out_dir, metrics)
 
 
@@ -395,7 +342,7 @@ def load_trained(out_dir: Path) -> tuple[Any, Any, Any, dict[str, Any]]:
     """(news tower module, tokenizer, numpy user tower, metrics) of a training run."""
     from transformers import AutoModel, AutoTokenizer
 
-    from finpulse.recommend.ranking import UserTower
+    from finpulse.export.runtime.ranking import UserTower
 
     metrics_path = out_dir / METRICS_FILE
     if not metrics_path.is_file():

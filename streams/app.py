@@ -14,17 +14,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from finpulse.settings import KafkaSecurityProtocol, KafkaSettings, Settings
-from finpulse.sinks.alert_base import AlertSink, build_sinks
-from finpulse.sinks.bulk import BulkWriter
-from finpulse.streams import alerting, fetching, indexing, recommend_agents, scoring, spike_agent
-from finpulse.streams.changelog import ChangelogDeliveries
+from finpulse.streams import faust_fixes
+from finpulse.streams.agents import alerts, candidates, clicks, feeds, index, score, spikes
+from finpulse.streams.agents.recommend import RecommendParts
+from finpulse.streams.agents.score import EmbeddingScorer, Scorer
 from finpulse.streams.channels import StreamTopics
-from finpulse.streams.contiguous import commit_only_contiguous
-from finpulse.streams.gaps import refuse_offset_gaps
-from finpulse.streams.highwaters import verify_highwaters
 from finpulse.streams.metrics import StreamMetrics
-from finpulse.streams.scoring import EmbeddingScorer, Scorer
-from finpulse.streams.seek_first import deliver_after_seek
+from finpulse.streams.sinks.alert_base import AlertSink
+from finpulse.streams.sinks.bulk import BulkWriter
+from finpulse.streams.sinks.registry import build_sinks
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +55,7 @@ def _broker_credentials(kafka: KafkaSettings) -> Any:
 
 def default_scorer_factory(settings: Settings) -> Callable[[], Scorer]:
     def load() -> Scorer:
-        from finpulse.runtime import SentimentRuntime
+        from finpulse.export.runtime import SentimentRuntime
 
         runtime = SentimentRuntime.load(None, None, settings.model, batch_size=settings.model.inference_batch_size)
         # The pairing with the recommendation model was checked before the worker connected (streams/worker.py).
@@ -68,7 +66,7 @@ def default_scorer_factory(settings: Settings) -> Callable[[], Scorer]:
 
 def default_writer_factory(settings: Settings, metrics: StreamMetrics) -> Callable[[], BulkWriter]:
     def build() -> BulkWriter:
-        from finpulse.sinks.elasticsearch import make_async_es_client
+        from finpulse.streams.sinks.elasticsearch import make_async_es_client
 
         return BulkWriter(
             make_async_es_client(settings.elasticsearch),
@@ -81,20 +79,12 @@ def default_writer_factory(settings: Settings, metrics: StreamMetrics) -> Callab
     return build
 
 
-def create_app(
-    settings: Settings,
-    *,
-    scorer_factory: Callable[[], Scorer] | None = None,
-    writer_factory: Callable[[], BulkWriter] | None = None,
-    sinks_factory: Callable[[], Sequence[AlertSink]] | None = None,
-    metrics: StreamMetrics | None = None,
-) -> StreamApp:
-    """The finpulse Faust app for ``settings`` (factories default to the real model, ES and sinks)."""
+def faust_app(settings: Settings) -> Any:
+    """The Faust app with finpulse's delivery settings (at-least-once, acks from all replicas, crash on agent bugs)."""
     import faust
     from mode.supervisors import CrashingSupervisor
 
     kafka = settings.kafka
-    metrics = metrics or StreamMetrics()
     settings.stream.data_dir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
     app_id = settings.worker_app_id()
     app = faust.App(
@@ -127,24 +117,22 @@ def create_app(
         # at the next start and written idempotently (nothing lost, nothing duplicated).
         stream_wait_empty=False,
     )
-    new_consumer = app._new_consumer
-    changelogs = ChangelogDeliveries()
+    return app
 
-    def guarded_consumer() -> Any:
-        consumer = new_consumer()
-        verify_highwaters(consumer, kafka)
-        changelogs.guard_commits(consumer)
-        refuse_offset_gaps(consumer)
-        commit_only_contiguous(consumer)
-        deliver_after_seek(consumer)
-        return consumer
 
-    # Table recovery must not trust ListOffsets alone (streams/highwaters.py), offsets are committed only
-    # once the table writes of the events before them reached Kafka (streams/changelog.py), offsets the
-    # fetcher jumped over are not taken as processed (streams/gaps.py), a commit never passes an offset
-    # not yet acknowledged (streams/contiguous.py), and stream partitions deliver nothing before they
-    # were seeked to their committed offsets (streams/seek_first.py).
-    app._new_consumer = guarded_consumer  # type: ignore[method-assign]
+def create_app(
+    settings: Settings,
+    *,
+    scorer_factory: Callable[[], Scorer] | None = None,
+    writer_factory: Callable[[], BulkWriter] | None = None,
+    sinks_factory: Callable[[], Sequence[AlertSink]] | None = None,
+    metrics: StreamMetrics | None = None,
+) -> StreamApp:
+    """The finpulse Faust app for ``settings`` (factories default to the real model, ES and sinks)."""
+    kafka = settings.kafka
+    metrics = metrics or StreamMetrics()
+    app = faust_app(settings)
+    changelogs = faust_fixes.install(app, kafka)
     topics = StreamTopics.declare(app, settings)
     sinks = sinks_factory or (
         lambda: build_sinks(settings, on_retry=lambda name: metrics.sink_retries.labels(name).inc())
@@ -153,13 +141,15 @@ def create_app(
     roles = set(settings.stream.roles)
     spike_table = delivered = None
     if "news" in roles:
-        scoring.register(app, topics, settings, metrics, scorer_factory or default_scorer_factory(settings))
-        indexing.register(app, topics, settings, metrics, writer)
+        score.register(app, topics, settings, metrics, scorer_factory or default_scorer_factory(settings))
+        index.register(app, topics, settings, metrics, writer)
     if "alerts" in roles:
-        spike_table = spike_agent.register(app, topics, settings, metrics)
-        delivered = alerting.register(app, topics, settings, metrics, sinks, writer)
+        spike_table = spikes.register(app, topics, settings, metrics)
+        delivered = alerts.register(app, topics, settings, metrics, sinks, writer)
     if "recommend" in roles:
-        recommend_agents.register(app, topics, settings, metrics, writer)
-    fetching.register(app)
+        recommend = RecommendParts.build(app, topics, settings, metrics, writer)
+        candidates.register(recommend)
+        clicks.register(recommend)
+        feeds.register(recommend)
     changelogs.track(app.tables.values())
     return StreamApp(app, topics, metrics, spike_table, delivered)

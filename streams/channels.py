@@ -1,4 +1,4 @@
-"""The Faust topic objects of the app, declared from the one list in ``infra/topics.py``."""
+"""The Faust topic objects of the app, declared from the one list in ``finpulse/contracts/topics.py``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from contextlib import aclosing, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from finpulse.infra import topics as t
+from finpulse.contracts import topics as t
 from finpulse.settings import Settings
 
 

@@ -1,4 +1,4 @@
-"""Commands of the streaming subsystem: ``finpulse worker`` and ``finpulse demo``."""
+"""Commands of the streaming subsystem: ``finpulse worker``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``worker`` and ``demo`` to the root app."""
+    """Add ``worker`` to the root app."""
 
     @app.command("worker")
     def worker(
@@ -16,7 +16,7 @@ def register(app: typer.Typer) -> None:
             "recommend (candidates, profiles, feeds). Default: stream.roles, all three."),
     ) -> None:
         """Run the streaming worker: score news, index it, detect spikes, deliver alerts, serve recommendation feeds."""
-        from finpulse.cli import settings_of
+        from finpulse.context import settings_of
         from finpulse.settings import WORKER_ROLES
         from finpulse.streams.worker import run_worker
 
@@ -28,21 +28,3 @@ def register(app: typer.Typer) -> None:
         if role:
             settings = settings.model_copy(update={"stream": settings.stream.model_copy(update={"roles": role})})
         run_worker(settings)
-
-    @app.command("demo")
-    def demo(
-        ctx: typer.Context,
-        limit: int = typer.Option(600, help="Headlines to replay."),
-        rate: float = typer.Option(40.0, help="Headlines per second."),
-        keep_running: bool = typer.Option(False, help="Leave the worker and the live page running at the end."),
-        dashboard_port: int = typer.Option(8050, help="Port of the live page."),
-        readers_seconds: float = typer.Option(
-            20.0, help="Then simulated readers click through the clicks API for this long and their live feeds are "
-                       "shown (0 = skip)."),
-    ) -> None:
-        """The main job on the embedded stack: stack up, model, worker, replay with a negative burst."""
-        from finpulse.cli import settings_of
-        from finpulse.streams.demo import run_demo
-
-        run_demo(settings_of(ctx), limit=limit, rate=rate, keep_running=keep_running, dashboard_port=dashboard_port,
-                 readers_seconds=readers_seconds)

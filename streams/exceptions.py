@@ -8,9 +8,7 @@ from finpulse.exceptions import FinpulseError
 class StreamError(FinpulseError):
     """Base class of streaming errors."""
 
-
-class SerializationBug(StreamError):
-    """finpulse produced a record it cannot read back: a bug in our own code, never bad input."""
+    exit_code = 7
 
 
 class ScorerUnavailable(StreamError):
@@ -19,3 +17,7 @@ class ScorerUnavailable(StreamError):
 
 class ChangelogDeliveryError(StreamError):
     """Kafka did not acknowledge a table changelog record: offsets are not committed past it."""
+
+
+class FaustFixError(StreamError):
+    """The installed Faust or aiokafka lacks an attribute that ``streams/faust_fixes`` patches."""

@@ -13,8 +13,8 @@ logger = logging.getLogger(__name__)
 def prepare(settings: Settings) -> None:
     """Create the topics and the index templates the agents need (both idempotent)."""
     from finpulse.infra.topics_admin import create_topics
-    from finpulse.sinks.elasticsearch import make_es_client
-    from finpulse.sinks.templates import install_templates
+    from finpulse.streams.sinks.elasticsearch import make_es_client
+    from finpulse.streams.sinks.templates import install_templates
 
     create_topics(settings)
     client = make_es_client(settings.elasticsearch)
@@ -27,7 +27,7 @@ def prepare(settings: Settings) -> None:
 def preflight(settings: Settings) -> None:
     """Refuse, with a named error and before any connection, settings whose models cannot work together."""
     if settings.recommend.shared_encoder and "recommend" in settings.stream.roles:
-        from finpulse.recommend.encoder import check_shared_pairing
+        from finpulse.export.runtime.recommend import check_shared_pairing
 
         check_shared_pairing(settings.recommend_model_path(), settings.model.sentiment_path())
 

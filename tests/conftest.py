@@ -30,6 +30,30 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+#: Settings that default to the user's own files: the suite points each at its own temporary dir instead.
+ISOLATED_PATHS = {
+    "FINPULSE_MODEL__ARTIFACTS_DIR": "artifacts",
+    "FINPULSE_STREAM__DATA_DIR": "faust",
+    "FINPULSE_STACK__STATE_DIR": "stack",
+    "FINPULSE_SCRAPE__STATE_FILE": "scrape-state.json",
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests never read or write the user's ``artifacts/``, ``.finpulse/`` or env file: inherited ``FINPULSE_``
+    variables are dropped (``FINPULSE_TEST_STACK_ENV`` excepted) and the settings that name the user's files point
+    into a temporary dir of this run, the env file at an empty one. Child processes inherit the same."""
+    import tempfile
+
+    home = Path(tempfile.mkdtemp(prefix="finpulse-tests-"))
+    for name in [n for n in os.environ if n.startswith("FINPULSE_") and n != "FINPULSE_TEST_STACK_ENV"]:
+        del os.environ[name]
+    env_file = home / "empty.env"
+    env_file.write_text("")
+    os.environ["FINPULSE_ENV_FILE"] = str(env_file)
+    for name, leaf in ISOLATED_PATHS.items():
+        os.environ[name] = str(home / leaf)
+
 # Short consumer-group timings: Tansu completes a group join only after about half the session timeout.
 TEST_KAFKA = {"session_timeout_s": 6.0, "heartbeat_interval_s": 1.0, "request_timeout_s": 15.0}
 
@@ -117,13 +141,21 @@ def unique_name(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def es_client(stack: StackHandle) -> Iterator[Elasticsearch]:
     """A synchronous client built by ``make_es_client`` for the stack."""
-    from finpulse.sinks.elasticsearch import make_es_client
+    from finpulse.streams.sinks.elasticsearch import make_es_client
 
     client = make_es_client(stack.settings.elasticsearch)
     try:
         yield client
     finally:
         client.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random BERT, exported (fp32 + int8 + tokenizer + card) once per session: enough for a worker to start."""
+    from finpulse.export.testing import export_tiny
+
+    return export_tiny(tmp_path_factory.mktemp("tiny-export"))
 
 
 @pytest.fixture(scope="session")
@@ -135,7 +167,7 @@ def tiny_sentiment_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """
     from finpulse.export.config import ExportConfig
     from finpulse.export.sentiment import export_sentiment
-    from finpulse.models.testing import build_tiny_bert, synthetic_examples
+    from finpulse.export.testing import build_tiny_bert, synthetic_examples
     from finpulse.models.train_sentiment import TrainConfig, train_sentiment
 
     work = tmp_path_factory.mktemp("tiny-trained")
@@ -174,3 +206,13 @@ def pipeline_settings(stack: StackHandle, unique_name: str, tiny_sentiment_model
         spike={"window_s": 60.0, "min_count": 5, "cooldown_s": 0.0, "alpha": 0.001, "prior_share": 0.1},
         alerts={"sinks": ["alerta", "log"]},
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An artifacts dir laid out as the CLI expects: sentiment/onnx holds an exported tiny model."""
+    from finpulse.export.testing import export_tiny
+
+    root = tmp_path_factory.mktemp("artifacts")
+    export_tiny(root / "sentiment")
+    return root

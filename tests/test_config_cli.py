@@ -1,4 +1,5 @@
-"""``finpulse config show`` / ``finpulse config table`` and the README's configuration table."""
+"""``finpulse config show`` / ``table`` / ``schema``, docs/configuration.md's settings table and the committed
+news article schema (docs/schemas/news-article.schema.json)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ import pytest
 from typer.testing import CliRunner
 
 from finpulse.cli import app
-from finpulse.config_cli import TABLE_END, TABLE_START, markdown_table, replace_table
+from finpulse.config_cli import TABLE_END, TABLE_START, markdown_table, news_article_schema, replace_table
+from finpulse.contracts.records import NewsArticle
 from finpulse.exceptions import FinpulseError
 from finpulse.settings import settings_table
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGURATION = ROOT / "docs" / "configuration.md"
+SCHEMA = ROOT / "docs" / "schemas" / "news-article.schema.json"
 SECRET = "s3cr3t-value-never-shown"
 
 
@@ -26,13 +30,32 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
 
 
-def test_readme_configuration_table_is_current() -> None:
-    text = README.read_text(encoding="utf-8")
-    assert "## Configuration" in text
+def test_configuration_table_is_current() -> None:
+    text = CONFIGURATION.read_text(encoding="utf-8")
+    assert "# Configuration" in text
     start, end = text.index(TABLE_START) + len(TABLE_START), text.index(TABLE_END)
     assert text[start:end].strip() == markdown_table(), (
-        "README.md's settings table is stale: run `finpulse config table --write README.md`"
+        "docs/configuration.md's settings table is stale: run `finpulse config table --write docs/configuration.md`"
     )
+
+
+def test_committed_news_article_schema_is_current() -> None:
+    assert SCHEMA.read_text(encoding="utf-8") == news_article_schema(), (
+        "docs/schemas/news-article.schema.json is stale: run "
+        "`finpulse config schema --write docs/schemas/news-article.schema.json`"
+    )
+    assert json.loads(news_article_schema()) == NewsArticle.model_json_schema()
+
+
+def test_schema_prints_and_writes(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["config", "schema"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == NewsArticle.model_json_schema()
+
+    target = tmp_path / "out" / "news-article.schema.json"
+    result = CliRunner().invoke(app, ["config", "schema", "--write", str(target)])
+    assert result.exit_code == 0, result.output
+    assert target.read_text(encoding="utf-8") == news_article_schema()
 
 
 def test_table_has_a_row_per_setting() -> None:

@@ -285,7 +285,7 @@ def test_cli_turns_settings_error_into_one_line(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(sys, "argv", ["finpulse", "config", "show"])
     with pytest.raises(SystemExit) as info:
         cli.main()
-    assert info.value.code == 2
+    assert info.value.code == 3  # SettingsError (finpulse.exceptions.EXIT_CODES)
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: invalid settings: FINPULSE_KAFKA__BOOTSTRAP_SERVERS")
     assert len(err.splitlines()) == 1

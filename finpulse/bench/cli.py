@@ -1,11 +1,12 @@
-"""``finpulse bench pipeline``: the streaming pipeline's throughput and latency against the model's ceiling."""
+"""``finpulse bench ...``: every benchmark of finpulse (pipeline, sentiment, rank, encoder, roundtrip)."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -60,7 +61,7 @@ def pipeline(
     from rich.console import Console
 
     from finpulse.bench.pipeline import BenchConfig
-    from finpulse.cli import settings_of
+    from finpulse.context import settings_of
     from finpulse.settings import load_settings
 
     console = Console()
@@ -108,6 +109,126 @@ def _run_and_report(settings: Settings, console: Console, config: BenchConfig) -
         console.print(f"{kind}: {path}")
 
 
+def _emit(as_json: bool, report: dict[str, Any], lines: list[str]) -> None:
+    """The figures: one JSON object on stdout with ``--json``, else the printed lines."""
+    if as_json:
+        typer.echo(json.dumps(report, default=str))
+        return
+    for line in lines:
+        typer.echo(line)
+
+
+@bench_app.command("rank")
+def rank(
+    ctx: typer.Context,
+    candidates: int = typer.Option(50_000, "--candidates", min=1),
+    repeats: int = typer.Option(2000, "--repeats", min=1),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object on stdout instead of text."),
+) -> None:
+    """Top-K recommendation latency over N candidates on one core (p50/p99)."""
+    from finpulse.bench.rank import bench_rank, rank_lines
+    from finpulse.context import settings_of
+
+    report = bench_rank(candidates, repeats=repeats, top_k=settings_of(ctx).recommend.top_k)
+    _emit(as_json, report, rank_lines(report))
+
+
+@bench_app.command("encoder")
+def encoder(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="One JSON object on stdout instead of text."),
+) -> None:
+    """Encoder cost per article: one shared pass (logits + embedding) against two passes."""
+    from finpulse.bench.rank import bench_encoder, encoder_lines
+    from finpulse.context import settings_of
+
+    report = bench_encoder(settings_of(ctx))
+    _emit(as_json, report, encoder_lines(report))
+
+
+@bench_app.command("roundtrip")
+def roundtrip(
+    ctx: typer.Context,
+    clicks_per_s: list[float] = typer.Option([200.0], "--rate", help="Clicks per second (repeatable: one run each)."),
+    duration: float = typer.Option(30.0, "--duration"),
+    via_api: bool = typer.Option(False, "--via-api", help="Send the clicks through a clicks API of its own."),
+    worker_role: list[str] = typer.Option([], "--worker-role", help="What its worker runs (repeatable; "
+                                          "default stream.roles): news, alerts, recommend."),
+    compare_roles: bool = typer.Option(False, "--compare-roles", help="Each rate also with a worker that "
+                                       "runs only the recommend role, back to back."),
+    out: Path | None = typer.Option(None, "--out", help="Write roundtrip.json and roundtrip.png here."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object on stdout instead of text."),
+) -> None:
+    """Click -> recommendation feed round trip through Kafka (p50/p99, CPU per click by process)."""
+    from dataclasses import asdict
+
+    from finpulse.bench.roundtrip import bench_roundtrip
+    from finpulse.context import settings_of
+
+    settings = settings_of(ctx)
+    role_sets: list[list[str] | None] = [worker_role or None] + ([["recommend"]] if compare_roles else [])
+    runs = []
+    for rate in clicks_per_s:
+        for role_set in role_sets:
+            runs.append(bench_roundtrip(settings, rate, duration, via_api, roles=role_set))
+            if not as_json:
+                for line in runs[-1].lines():
+                    typer.echo(line)
+    files: dict[str, Any] = {}
+    if out is not None:
+        from finpulse.bench.roundtrip_report import write_report
+
+        files = write_report(runs, out)
+    if as_json:
+        typer.echo(json.dumps({"runs": [asdict(run) for run in runs], "files": files}, default=str))
+    else:
+        for path in files.values():
+            typer.echo(f"wrote {path}")
+
+
+@bench_app.command("sentiment")
+def sentiment(
+    ctx: typer.Context,
+    texts: int = typer.Option(256, "--texts", min=8, help="Real headlines (twitter-fin valid) per measurement."),
+    repeats: int = typer.Option(5, "--repeats", min=1),
+    threads: int = typer.Option(0, "--threads", min=0, help="Threads for torch and onnxruntime (0 = all cores)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object on stdout instead of the table."),
+) -> None:
+    """Sequences/s of torch fp32, ORT fp32 and ORT int8 (worker settings, and spinning) at batch 1/8/32, same run."""
+    from finpulse.bench.sentiment import BACKENDS, run_bench, write_bench
+    from finpulse.context import settings_of
+    from finpulse.models.data import load_twitter
+    from finpulse.models.exceptions import ArtefactMissingError
+
+    settings = settings_of(ctx).model
+    model_dir = settings.artifacts_dir / "sentiment" / "train" / "model"
+    if not (model_dir / "config.json").is_file():
+        raise ArtefactMissingError(f"no trained model at {model_dir}: run `finpulse model build sentiment`")
+    headlines = [e.text for e in load_twitter(settings.data_dir, "valid")][:texts]
+    report = run_bench(model_dir, settings.sentiment_path(), settings, headlines, repeats=repeats, threads=threads or None)
+    json_path, png_path = write_bench(report, settings.artifacts_dir / "sentiment" / "bench")
+    if as_json:
+        typer.echo(json.dumps({**report, "files": {"json": str(json_path), "png": str(png_path)}}, default=str))
+        return
+
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"sentiment: sequences/s, median of {repeats} ({len(headlines)} headlines, "
+                        f"{report['threads']} threads)")
+    table.add_column("batch")
+    for backend in BACKENDS:
+        table.add_column(backend)
+    table.add_column("int8 / torch")
+    table.add_column("int8-spin / torch")
+    by = {(r["backend"], r["batch_size"]): r["seq_per_s"] for r in report["results"]}
+    for b in sorted({r["batch_size"] for r in report["results"]}):
+        table.add_row(str(b), *(f"{by[(k, b)]:.1f}" for k in BACKENDS),
+                      *(f"{report['ratios'][f'{k}/torch-fp32'][str(b)]:.2f}x" for k in ("ort-int8", "ort-int8-spin")))
+    Console(width=120).print(table)
+    typer.echo(f"bench: {json_path} {png_path}")
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``bench`` (``finpulse bench pipeline``) to the root app."""
+    """Add the ``bench`` group to the root app."""
     app.add_typer(bench_app, name="bench")

@@ -8,6 +8,8 @@ from finpulse.exceptions import FinpulseError
 class BenchError(FinpulseError):
     """The benchmark cannot run or a measurement did not complete."""
 
+    exit_code = 8
+
 
 class BenchModelMissing(BenchError):
     """No exported sentiment model (with its card) to benchmark."""

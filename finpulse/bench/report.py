@@ -170,7 +170,7 @@ def render_targets(result: BenchResult) -> Any:
 
 
 def markdown(result: BenchResult) -> str:
-    """The table and the targets as Markdown (for README's Benchmarks section)."""
+    """The table and the targets as Markdown (for docs/benchmarks.md and the README's table)."""
     lines = ["| figure | median | runs |", "|---|---:|---|"]
     lines += [f"| {a.strip()} | {b} | {c} |" for a, b, c in rows(result)]
     lines += ["", "| target | measured | met |", "|---|---:|---|"]

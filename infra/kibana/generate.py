@@ -2,7 +2,7 @@
 
 The ndjson files are the deliverable (``finpulse kibana import`` loads them; they can also be
 imported through Kibana's UI); this script is how they were written. Edit here, run
-``python infra/kibana/generate.py``, commit both. ``tests/trends/test_kibana_objects.py`` checks the
+``python infra/kibana/generate.py``, commit both. ``tests/dashboard/test_kibana_objects.py`` checks the
 result against the index templates. Objects name the default index prefix ``finpulse``;
 ``finpulse kibana import`` rewrites data-view titles for another prefix.
 """
@@ -194,9 +194,19 @@ def dashboard(obj_id: str, title: str, description: str, panels: list[tuple[dict
 
 
 def objects() -> dict[str, list[dict[str, Any]]]:
+    """Every saved object, by the ndjson file it goes to."""
+    return {
+        "data-views": data_views(),
+        "market-sentiment": market_sentiment(),
+        "recommendations": recommendations(),
+    }
+
+
+def data_views() -> list[dict[str, Any]]:
+    """The data views of the news, alerts and recommendations indices."""
     url_format = {"url": {"id": "url", "params": {"type": "a", "urlTemplate": None, "labelTemplate": None, "openLinkInCurrentTab": False}},
                   "negative_score": {"id": "number", "params": {"pattern": "0.00"}}}
-    views = [
+    return [
         data_view("finpulse-news", NEWS_VIEW, "finpulse news", "published_at", url_format),
         data_view("finpulse-alerts", ALERTS_VIEW, "finpulse alerts", "created_at",
                   {"share": {"id": "percent", "params": {}}, "baseline": {"id": "percent", "params": {}}}),
@@ -204,6 +214,9 @@ def objects() -> dict[str, list[dict[str, Any]]]:
                   {"url": {"id": "url", "params": {"type": "a", "openLinkInCurrentTab": False}}}),
     ]
 
+
+def market_sentiment() -> list[dict[str, Any]]:
+    """The market sentiment dashboard's panels, then the dashboard."""
     share_per_ticker = lens(
         "finpulse-negative-share-per-ticker", "Negative share over time, top tickers", "finpulse-news",
         {"c1": date_histogram("published_at", "Published"), "c2": terms("tickers", "Ticker", 8, "c4"),
@@ -238,7 +251,11 @@ def objects() -> dict[str, list[dict[str, Any]]]:
         [(share_per_ticker, 0, 0, 32, 15), (volume_by_label, 32, 0, 16, 15), (alert_timeline, 0, 15, 24, 13),
          (by_source, 24, 15, 24, 13), (latest_negative, 0, 28, 48, 18)],
     )
+    return [share_per_ticker, volume_by_label, alert_timeline, by_source, latest_negative, market]
 
+
+def recommendations() -> list[dict[str, Any]]:
+    """The recommendations dashboard's panels, then the dashboard."""
     feed_volume = lens(
         "finpulse-recommendation-volume", "Recommendation feed volume", "finpulse-recommendations",
         {"c1": date_histogram("recommended_at", "Recommended"), "c2": count("Recommendations")},
@@ -267,11 +284,7 @@ def objects() -> dict[str, list[dict[str, Any]]]:
         [(feed_volume, 0, 0, 32, 14), (distinct_users, 32, 0, 16, 14), (users_over_time, 0, 14, 24, 13),
          (top_articles, 24, 14, 24, 13)],
     )
-    return {
-        "data-views": views,
-        "market-sentiment": [share_per_ticker, volume_by_label, alert_timeline, by_source, latest_negative, market],
-        "recommendations": [feed_volume, distinct_users, users_over_time, top_articles, recs],
-    }
+    return [feed_volume, distinct_users, users_over_time, top_articles, recs]
 
 
 def main() -> None:

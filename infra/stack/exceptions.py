@@ -10,6 +10,8 @@ from finpulse.exceptions import FinpulseError
 class StackError(FinpulseError):
     """Base class of embedded-stack errors."""
 
+    exit_code = 4
+
 
 class PortInUseError(StackError):
     """A server's port is already taken by a process the stack does not own."""

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from finpulse.bench.pipeline import main_run_recommender
-from finpulse.runtime.card import ModelCard
+from finpulse.export.runtime.card import ModelCard
 from finpulse.settings import Settings
 
 

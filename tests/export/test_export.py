@@ -9,9 +9,9 @@ import pytest
 
 from finpulse.export.config import ExportConfig
 from finpulse.export.exceptions import OutputMismatchError
+from finpulse.export.runtime.card import sha256_of
 from finpulse.export.sentiment import check_outputs, compare, load_trained
-from finpulse.models.testing import synthetic_examples
-from finpulse.runtime.card import sha256_of
+from finpulse.export.testing import synthetic_examples
 
 
 def test_config_validates() -> None:

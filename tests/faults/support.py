@@ -13,16 +13,16 @@ from typing import Any
 
 import httpx
 
-from finpulse.infra.topics import NEWS_RAW, topic_name
+from finpulse.contracts.ids import article_id
+from finpulse.contracts.records import NewsArticle
+from finpulse.contracts.topics import NEWS_RAW, topic_name
 from finpulse.settings import Settings
-from finpulse.streams.ids import article_id
-from finpulse.streams.records import NewsArticle
 
 from ..streams.harness import alerts, json_if
 
 __all__ = ["alerts", "json_if"]
 
-# In the vocabulary of the tiny trained model (finpulse.models.testing.synthetic_examples): it labels these
+# In the vocabulary of the tiny trained model (finpulse.export.testing.synthetic_examples): it labels these
 # negative and neutral on purpose; the ticker travels in the record's tickers field, the id in the URL.
 NEGATIVE = "Globex plunges"
 NEUTRAL = "Globex schedules call"

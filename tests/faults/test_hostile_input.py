@@ -15,10 +15,10 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from finpulse.infra.topics import NEWS_RAW, NEWS_RAW_DLQ, topic_name
+from finpulse.contracts.ids import article_id
+from finpulse.contracts.records import DeadLetter, NewsArticle
+from finpulse.contracts.topics import NEWS_RAW, NEWS_RAW_DLQ, topic_name
 from finpulse.settings import Settings
-from finpulse.streams.ids import article_id
-from finpulse.streams.records import DeadLetter, NewsArticle
 
 from ..streams.harness import WorkerProcess, consume_all, wait_for
 from .support import count, env_int, indexed_ids, isolated, produce_checked
@@ -173,10 +173,10 @@ def test_hostile_events_to_the_clicks_api_get_4xx(stack: Any) -> None:
     pytest.importorskip("starlette.testclient")
     from starlette.testclient import TestClient
 
-    from finpulse.recommend import api as clicks_api
+    from finpulse.streams.sources import clicks_api
 
     if not hasattr(clicks_api, "create_api"):
-        pytest.skip("finpulse.recommend.api has no create_api app factory")
+        pytest.skip("finpulse.streams.sources.clicks_api has no create_api app factory")
     from ..conftest import with_overrides
 
     s = with_overrides(stack.settings, recommend={"api_token": "t0ken-for-faults"})

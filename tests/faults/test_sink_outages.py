@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from finpulse.infra.topics import ALERTS, NEWS_SCORED
+from finpulse.contracts.topics import ALERTS, NEWS_SCORED
 from finpulse.settings import Settings
 
 from ..streams.harness import WorkerProcess, wait_for

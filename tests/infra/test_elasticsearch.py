@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from finpulse.sinks.elasticsearch import make_async_es_client
-from finpulse.sinks.templates import install_templates, news_alias
-from finpulse.streams.records import ScoredArticle
+from finpulse.contracts.records import ScoredArticle
+from finpulse.streams.sinks.elasticsearch import make_async_es_client
+from finpulse.streams.sinks.templates import install_templates, news_alias
 
 pytestmark = pytest.mark.integration
 

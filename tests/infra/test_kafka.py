@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from finpulse.infra.topics import TOPICS
+from finpulse.contracts.topics import TOPICS
 from finpulse.infra.topics_admin import admin_config, create_topics, list_topics
 
 pytestmark = pytest.mark.integration

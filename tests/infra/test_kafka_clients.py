@@ -7,7 +7,7 @@ import ssl
 from finpulse.infra.kafka_clients import connection_config
 from finpulse.infra.topics_admin import admin_config
 from finpulse.settings import load_settings
-from finpulse.sources.producer import producer_config
+from finpulse.streams.sources.producer import producer_config
 
 SECRET = "s3cr3t-kafka-pass"
 

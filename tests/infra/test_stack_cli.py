@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -94,6 +95,9 @@ def test_up_is_idempotent_and_down_leaves_no_process(cli_stack: StackSettings) -
     status = _finpulse(cli_stack, "stack", "status")
     assert status.returncode == 0, status.stdout
     assert status.stdout.count("running") == 4
+    as_json = _finpulse(cli_stack, "stack", "status", "--json")
+    servers = json.loads(as_json.stdout)["servers"]
+    assert sorted(s["name"] for s in servers) == sorted(SERVERS) and all(s["healthy"] for s in servers)
 
     # the servers' own children (gunicorn workers, postgres backends) are in their process groups
     assert len(group_members(first["alerta"].pid)) >= 3
@@ -113,7 +117,7 @@ def test_taken_port_is_a_clear_error_and_starts_nothing(cli_stack: StackSettings
         blocker.bind((cli_stack.host, cli_stack.alerta_port))
         blocker.listen()
         up = _finpulse(cli_stack, "stack", "up")
-    assert up.returncode == 2
+    assert up.returncode == 4  # StackError: infrastructure (finpulse.exceptions.EXIT_CODES)
     assert f"alerta: port 127.0.0.1:{cli_stack.alerta_port} is already in use" in up.stderr
     _assert_nothing_running(cli_stack, [])
 
@@ -121,7 +125,7 @@ def test_taken_port_is_a_clear_error_and_starts_nothing(cli_stack: StackSettings
 def test_server_dying_at_start_is_named_and_the_others_are_stopped(cli_stack: StackSettings) -> None:
     # Tansu exits at once on a storage engine it was built without; elasticsearch was started before it.
     up = _finpulse(cli_stack, "stack", "up", FINPULSE_STACK__KAFKA_STORAGE_URL="sqlite://nowhere.db")
-    assert up.returncode == 2
+    assert up.returncode == 4  # StackError: infrastructure (finpulse.exceptions.EXIT_CODES)
     assert "kafka: exited with code" in up.stderr
     assert str(cli_stack.state_dir / "logs" / "kafka.log") in up.stderr
     log = (cli_stack.state_dir / "logs" / "elasticsearch.log").read_text()

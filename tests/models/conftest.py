@@ -8,16 +8,6 @@ import pytest
 @pytest.fixture(scope="session")
 def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random BERT classifier (2 layers, width 32) with the real MiniLM tokenizer."""
-    from finpulse.models.testing import build_tiny_bert
+    from finpulse.export.testing import build_tiny_bert
 
     return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
-
-
-@pytest.fixture(scope="session")
-def tiny_artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An artifacts dir laid out as the CLI expects: sentiment/onnx holds an exported tiny model."""
-    from finpulse.models.testing import export_tiny
-
-    root = tmp_path_factory.mktemp("artifacts")
-    export_tiny(root / "sentiment")
-    return root

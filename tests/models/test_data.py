@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
+from finpulse.contracts.records import LABELS
+from finpulse.export.testing import synthetic_examples
 from finpulse.models.data import load_phrasebank, load_twitter, stratified_split
 from finpulse.models.exceptions import DataError
-from finpulse.models.testing import synthetic_examples
-from finpulse.streams.records import LABELS
 
 
 def test_twitter_label_mapping(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from finpulse.models.testing import synthetic_examples
+from finpulse.export.testing import synthetic_examples
 from finpulse.models.train_sentiment import TrainConfig, collate, length_grouped_batches, resolve_base, train_sentiment
 
 

@@ -13,17 +13,17 @@ from typing import Any
 
 import pytest
 
-from finpulse.infra.topics import NEWS_RAW, NEWS_RAW_DLQ, NEWS_SCORED, topic_name
+from finpulse.contracts.ids import article_id
+from finpulse.contracts.records import DeadLetter, NewsArticle
+from finpulse.contracts.topics import NEWS_RAW, NEWS_RAW_DLQ, NEWS_SCORED, topic_name
 from finpulse.settings import Settings
-from finpulse.streams.ids import article_id
-from finpulse.streams.records import DeadLetter, NewsArticle
 
 from .harness import WorkerProcess, alerts, consume_all, json_if, produce, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 WINDOW_S = 60.0
-# In the vocabulary of the tiny trained model (finpulse.models.testing.synthetic_examples); the ticker
+# In the vocabulary of the tiny trained model (finpulse.export.testing.synthetic_examples); the ticker
 # travels in the record's tickers field.
 NEGATIVE = "Globex plunges"
 NEUTRAL = "Globex schedules call"

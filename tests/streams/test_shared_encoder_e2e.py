@@ -13,11 +13,11 @@ import httpx
 import numpy as np
 import pytest
 
-from finpulse.infra.topics import CLICKS, NEWS_RAW, NEWS_SCORED, topic_name
-from finpulse.recommend.events import ClickEvent
+from finpulse.contracts.events import ClickEvent
+from finpulse.contracts.ids import article_id
+from finpulse.contracts.records import NewsArticle, ScoredArticle
+from finpulse.contracts.topics import CLICKS, NEWS_RAW, NEWS_SCORED, topic_name
 from finpulse.settings import Settings
-from finpulse.streams.ids import article_id
-from finpulse.streams.records import NewsArticle, ScoredArticle
 
 from ..conftest import with_overrides
 from .harness import WorkerProcess, consume_all, produce, wait_for

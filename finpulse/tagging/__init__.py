@@ -1,0 +1,1 @@
+"""Tagging of article text: tickers (company list) and sectors."""

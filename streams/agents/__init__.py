@@ -1,0 +1,1 @@
+"""The agents of the worker: one module per agent or agent family."""

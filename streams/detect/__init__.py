@@ -1,0 +1,1 @@
+"""The spike detector: pure, typed, tested without Kafka (no Faust import here)."""
