@@ -152,7 +152,11 @@ def _export(settings: ModelSettings) -> Path:
 
 
 @model_app.command("export")
-def export_cmd(ctx: typer.Context, name: ModelName = typer.Argument(..., help="Model to export.")) -> None:
+def export_cmd(
+    ctx: typer.Context,
+    name: ModelName = typer.Argument(..., help="Model to export."),
+    as_json: bool = typer.Option(False, "--json", help="sentiment: one JSON object (card path, metrics) on stdout."),
+) -> None:
     """Export the trained model to ONNX (fp32 + int8), check the outputs and write the model card."""
     if name is ModelName.recommend:
         from finpulse.export.cli_recommend import export_recommend_cmd
@@ -163,6 +167,10 @@ def export_cmd(ctx: typer.Context, name: ModelName = typer.Argument(..., help="M
     settings = settings_of(ctx).model
     card_path = _export(settings)
     card = json.loads(card_path.read_text(encoding="utf-8"))
+    if as_json:
+        typer.echo(json.dumps({"card": str(card_path), "model_version": card.get("model_version"),
+                               "metrics": card["metrics"]}))
+        return
     for variant in ("fp32", "int8"):
         reports = {k: v for k, v in card["metrics"].get(variant, {}).items() if isinstance(v, dict)}
         _show_metrics(reports, f"{name.value} ONNX {variant}")

@@ -152,6 +152,7 @@ def eval_cmd(
     name: EvalName = typer.Argument(..., help="Model to evaluate."),
     mind: Path | None = typer.Option(None, "--mind", help="MIND-format logs (default: the simulated logs it was trained on)."),
     test_days: float = typer.Option(1.0, "--test-days", help="Last days of the logs held out."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object (logs, metrics per method) on stdout."),
 ) -> None:
     """AUC, MRR, nDCG@5, nDCG@10 on held-out impressions: random, popularity, untuned MiniLM, fine-tuned."""
     import json
@@ -165,6 +166,9 @@ def eval_cmd(
     logs = mind or (Path(metrics["mind_dir"]) if metrics else mind_dir)
     results = evaluate_recommend(logs, train_dir if metrics else None, settings.model.base_model, test_days)
     simulated = "simulated logs, not MIND" if mind is None else "logs given with --mind"
+    if as_json:
+        typer.echo(json.dumps({"logs": str(logs), "simulated": mind is None, "results": results}, default=str))
+        return
     typer.echo(f"held-out impressions of {logs} ({simulated}):")
     for line in [*format_table(results), *ratio_lines(results)]:
         typer.echo(line)

@@ -43,9 +43,7 @@ class RecommendCard(Card):
     REQUIRED: ClassVar[tuple[str, ...]] = ("model_version", "dim", "max_length", "files")
     BUILD_HINT: ClassVar[str] = "finpulse model build recommend"
     MISSING: ClassVar[str] = "no recommendation model at {directory} (card.json missing): run `{hint}`"
-    missing_error: ClassVar[type[Exception]] = ModelArtefactError
-    invalid_error: ClassVar[type[Exception]] = ModelArtefactError
-    corrupt_error: ClassVar[type[Exception]] = ModelArtefactError
+    missing_error = invalid_error = corrupt_error = ModelArtefactError  # one error for every card problem
 
     @property
     def dim(self) -> int:

@@ -56,6 +56,7 @@ def pipeline(
         True, help="Start the embedded stack (kept if already running; stopped at the end if this run started it)."
     ),
     timeout_s: float = typer.Option(300.0, help="Seconds an end-to-end run may take before the benchmark fails."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object (meta, summary) on stdout; progress on stderr."),
 ) -> None:
     """Model ceiling, per-message vs micro-batched, seed baseline, end to end (1 and 2 workers), latency, RSS, CPU."""
     from rich.console import Console
@@ -64,7 +65,7 @@ def pipeline(
     from finpulse.context import settings_of
     from finpulse.settings import load_settings
 
-    console = Console()
+    console = Console(stderr=as_json)  # with --json, stdout carries the JSON object alone
     settings = settings_of(ctx)
     stop_stack: Callable[[], object] | None = None
     if start_stack:
@@ -82,15 +83,15 @@ def pipeline(
             shared_recommender=shared_recommender,
             seed_baseline=seed_baseline, profile=profile, timeout_s=timeout_s, model_dir=model_dir,
             torch_model_dir=torch_model_dir, data_file=data, out_dir=out,
-        ))
+        ), as_json)
     finally:
         if stop_stack is not None:
             stop_stack()
 
 
-def _run_and_report(settings: Settings, console: Console, config: BenchConfig) -> None:
+def _run_and_report(settings: Settings, console: Console, config: BenchConfig, as_json: bool = False) -> None:
     from finpulse.bench.pipeline import run_pipeline_bench
-    from finpulse.bench.report import render_table, render_targets, write_outputs
+    from finpulse.bench.report import render_table, render_targets, summary, write_outputs
 
     with console.status("benchmarking") as status:
 
@@ -105,8 +106,12 @@ def _run_and_report(settings: Settings, console: Console, config: BenchConfig) -
         console.print(f"seed baseline: {result.meta['seed']}")
     console.print(render_table(result))
     console.print(render_targets(result))
-    for kind, path in write_outputs(result, config.out_dir).items():
+    files = write_outputs(result, config.out_dir)
+    for kind, path in files.items():
         console.print(f"{kind}: {path}")
+    if as_json:
+        typer.echo(json.dumps({"meta": result.meta, "summary": summary(result),
+                               "files": {kind: str(path) for kind, path in files.items()}}, default=str))
 
 
 def _emit(as_json: bool, report: dict[str, Any], lines: list[str]) -> None:
