@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NestedSecretsSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings import SettingsError as PydanticSettingsError
 
 from finpulse.exceptions import SettingsError
@@ -40,18 +40,34 @@ HttpUrl = Annotated[str, AfterValidator(_http_url)]
 
 class KafkaSecurityProtocol(str, Enum):
     PLAINTEXT = "PLAINTEXT"
+    SSL = "SSL"
+    SASL_PLAINTEXT = "SASL_PLAINTEXT"
     SASL_SSL = "SASL_SSL"
+
+    @property
+    def sasl(self) -> bool:
+        return self in (KafkaSecurityProtocol.SASL_PLAINTEXT, KafkaSecurityProtocol.SASL_SSL)
+
+    @property
+    def tls(self) -> bool:
+        return self in (KafkaSecurityProtocol.SSL, KafkaSecurityProtocol.SASL_SSL)
 
 
 class KafkaSettings(BaseModel):
     """Kafka brokers and security."""
 
     bootstrap_servers: str = Field("127.0.0.1:9092", description="Comma-separated host:port list of brokers.")
-    security_protocol: KafkaSecurityProtocol = Field(KafkaSecurityProtocol.PLAINTEXT, description="PLAINTEXT or SASL_SSL.")
-    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field("PLAIN", description="SASL mechanism (SASL_SSL only).")
-    sasl_username: str | None = Field(None, description="SASL user name (SASL_SSL only).")
-    sasl_password: SecretStr | None = Field(None, description="SASL password (SASL_SSL only).")
-    ssl_cafile: Path | None = Field(None, description="CA bundle that signs the brokers' certificates.")
+    security_protocol: KafkaSecurityProtocol = Field(
+        KafkaSecurityProtocol.PLAINTEXT, description="PLAINTEXT, SSL (TLS, optionally mutual), SASL_PLAINTEXT or SASL_SSL.")
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "PLAIN", description="SASL mechanism (SASL_PLAINTEXT and SASL_SSL).")
+    sasl_username: str | None = Field(None, description="SASL user name (SASL_PLAINTEXT and SASL_SSL).")
+    sasl_password: SecretStr | None = Field(None, description="SASL password (SASL_PLAINTEXT and SASL_SSL).")
+    ssl_cafile: Path | None = Field(None, description="CA bundle that signs the brokers' certificates (default: the system's).")
+    ssl_certfile: Path | None = Field(None, description="Client certificate (PEM) for mutual TLS (SSL and SASL_SSL).")
+    ssl_keyfile: Path | None = Field(None, description="Private key (PEM) of the client certificate.")
+    ssl_key_password: SecretStr | None = Field(None, description="Password of an encrypted client key.")
+    ssl_check_hostname: bool = Field(True, description="Check that the broker's certificate names the host connected to.")
     topic_prefix: str = Field("", description="Prefix put before every topic name (isolates tests and tenants).")
     consumer_group: str = Field("finpulse", description="Consumer group / Faust application id.")
     session_timeout_s: float = Field(30.0, gt=0, description="Consumer group session timeout in seconds.")
@@ -76,11 +92,14 @@ class KafkaSettings(BaseModel):
         return ",".join(hosts)
 
     @model_validator(mode="after")
-    def _check_sasl(self) -> KafkaSettings:
-        if self.security_protocol is KafkaSecurityProtocol.SASL_SSL and (
-            not self.sasl_username or self.sasl_password is None
-        ):
-            raise ValueError("SASL_SSL needs sasl_username and sasl_password")
+    def _check_security(self) -> KafkaSettings:
+        protocol = self.security_protocol
+        if protocol.sasl and (not self.sasl_username or self.sasl_password is None):
+            raise ValueError(f"{protocol.value} needs sasl_username and sasl_password")
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("mutual TLS needs both ssl_certfile and ssl_keyfile")
+        if not protocol.tls and (self.ssl_certfile is not None or self.ssl_cafile is not None):
+            raise ValueError(f"TLS files are set but security_protocol {protocol.value} does not use TLS")
         return self
 
     def broker_list(self) -> list[str]:
@@ -276,9 +295,22 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
         env_nested_delimiter=NESTED_DELIMITER,
+        secrets_nested_delimiter=NESTED_DELIMITER,
         extra="forbid",
         validate_default=True,
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Secret files named like nested variables (FINPULSE_KAFKA__SASL_PASSWORD) fill nested groups too.
+        return init_settings, env_settings, dotenv_settings, NestedSecretsSettingsSource(file_secret_settings)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     log_json: bool = Field(False, description="Write logs as JSON lines.")
@@ -321,8 +353,14 @@ def env_var_name(loc: tuple[Any, ...]) -> str:
 def load_settings(env_file: Path | None = None, **overrides: Any) -> Settings:
     """Build the settings once, turning validation errors into one :class:`SettingsError`.
 
-    ``env_file`` defaults to ``$FINPULSE_ENV_FILE`` or ``.finpulse/stack.env`` when it exists.
+    ``env_file`` defaults to ``$FINPULSE_ENV_FILE`` or ``.finpulse/stack.env`` when it exists. Secrets can also come
+    from files, one per setting, as Docker and Kubernetes mount them: ``$FINPULSE_SECRETS_DIR`` names the folder, and a
+    file named like the variable (``FINPULSE_KAFKA__SASL_PASSWORD``) holds its value. Real environment variables win
+    over the env file, and the env file over secret files.
     """
+    secrets_dir = os.environ.get(f"{ENV_PREFIX}SECRETS_DIR")
+    if secrets_dir and not Path(secrets_dir).is_dir():
+        raise SettingsError(f"{ENV_PREFIX}SECRETS_DIR: {secrets_dir} is not a directory")
     if env_file is None:
         named = os.environ.get(f"{ENV_PREFIX}ENV_FILE")
         env_file = Path(named) if named else DEFAULT_ENV_FILE
@@ -330,7 +368,8 @@ def load_settings(env_file: Path | None = None, **overrides: Any) -> Settings:
             raise SettingsError(f"{ENV_PREFIX}ENV_FILE: {env_file} does not exist")
     env_files = (env_file,) if env_file.is_file() else ()
     try:
-        return Settings(_env_file=env_files or None, **overrides)  # type: ignore[call-arg]
+        return Settings(_env_file=env_files or None, _secrets_dir=secrets_dir or None,  # type: ignore[call-arg]
+                        **overrides)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():

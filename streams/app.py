@@ -8,12 +8,11 @@ sinks) is built lazily by its agent when the worker starts.
 from __future__ import annotations
 
 import logging
-import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from finpulse.settings import KafkaSecurityProtocol, KafkaSettings, Settings
+from finpulse.settings import KafkaSettings, Settings
 from finpulse.streams import faust_fixes
 from finpulse.streams.agents import alerts, candidates, clicks, feeds, index, score, spikes
 from finpulse.streams.agents.recommend import RecommendParts
@@ -39,18 +38,21 @@ class StreamApp:
 
 
 def _broker_credentials(kafka: KafkaSettings) -> Any:
+    """Faust's credentials for ``kafka``'s security protocol (None for PLAINTEXT)."""
     import faust
 
-    if kafka.security_protocol is not KafkaSecurityProtocol.SASL_SSL:
-        return None
-    context = ssl.create_default_context(cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None)
-    assert kafka.sasl_password is not None  # checked by KafkaSettings
-    return faust.SASLCredentials(
-        username=kafka.sasl_username,
-        password=kafka.sasl_password.get_secret_value(),
-        ssl_context=context,
-        mechanism=kafka.sasl_mechanism,
-    )
+    from finpulse.infra.kafka_clients import ssl_context
+
+    context = ssl_context(kafka)
+    if kafka.security_protocol.sasl:
+        assert kafka.sasl_password is not None  # checked by KafkaSettings
+        return faust.SASLCredentials(  # SASL_SSL with a context, SASL_PLAINTEXT without
+            username=kafka.sasl_username,
+            password=kafka.sasl_password.get_secret_value(),
+            ssl_context=context,
+            mechanism=kafka.sasl_mechanism,
+        )
+    return faust.SSLCredentials(context) if context is not None else None
 
 
 def default_scorer_factory(settings: Settings) -> Callable[[], Scorer]:
