@@ -56,6 +56,14 @@ def train_cmd(
         help="sentiment only: weight of the loss keeping the mean-pooled embedding near the frozen base encoder's "
              "(so one pass can also embed articles for the recommender); 0 = off.",
     ),
+    topic_head: bool = typer.Option(
+        True, "--topic-head/--no-topic-head",
+        help="sentiment only: train a topic head (20 topics, twitter-fin topic) in the same encoder, or the "
+             "sentiment-only model of before (comparison runs).",
+    ),
+    topic_loss_weight: float = typer.Option(
+        1.0, "--topic-loss-weight", min=0.0, help="sentiment only: weight of the topic head's loss (the sentiment head's is 1).",
+    ),
     shared_encoder: bool | None = typer.Option(
         None, "--shared-encoder/--own-encoder",
         help="recommend only: train the user tower over the trained sentiment model's frozen encoder, so the worker "
@@ -73,7 +81,8 @@ def train_cmd(
              "finpulse article's sector and topic) to its embedding.",
     ),
 ) -> None:
-    """Fine-tune the sentiment classifier on twitter-fin train; evaluate on twitter-fin valid and PhraseBank."""
+    """Fine-tune the sentiment classifier on twitter-fin train (and its topic head on twitter-fin topic train); evaluate
+    on twitter-fin valid and PhraseBank (and twitter-fin topic valid)."""
     if name is ModelName.recommend:  # the two-tower recommender's own loop: finpulse.export.cli_recommend
         return _train_recommend(ctx, time_budget_min, epochs, base, seed, trainable_layers, shared_encoder, categories)
     from finpulse.context import settings_of
@@ -91,6 +100,8 @@ def train_cmd(
         class_weight_power=class_weight_power,
         progress=progress,
         embedding_distill_weight=embedding_distill_weight,
+        topic_head=topic_head,
+        topic_loss_weight=topic_loss_weight,
     )
     _train_sentiment(settings, config, name)
 
@@ -130,9 +141,11 @@ def _read_training_metrics(train_dir: Path) -> dict[str, Any]:
 
 
 def _export(settings: ModelSettings) -> Path:
+    """Export the trained model; its output check reads twitter-fin valid (and, with a topic head, topic valid)."""
     from finpulse.export.sentiment import export_sentiment
-    from finpulse.models.data import eval_sets
+    from finpulse.models.data import eval_sets, topic_eval_sets
     from finpulse.models.exceptions import ArtefactMissingError
+    from finpulse.models.topic_head import TOPIC_HEAD_WEIGHTS
 
     train_dir = _training_dir(settings.artifacts_dir)
     model_dir = train_dir / "model"
@@ -140,14 +153,17 @@ def _export(settings: ModelSettings) -> Path:
         raise ArtefactMissingError(f"no trained model at {model_dir}: run `finpulse model train sentiment` first")
     training = _read_training_metrics(train_dir)
     sets = eval_sets(settings.data_dir)
+    topic_sets = topic_eval_sets(settings.data_dir) if (model_dir / TOPIC_HEAD_WEIGHTS).is_file() else None
+    check_texts = [e.text for e in sets["twitter-fin-valid"]] + [e.text for e in (topic_sets or {}).get("topic-valid", [])]
     return export_sentiment(
         model_dir,
         settings.sentiment_path(),
         settings,
-        check_texts=[e.text for e in sets["twitter-fin-valid"]],
+        check_texts=check_texts,
         eval_sets=sets,
         base_model=str(training.get("config", {}).get("base", settings.base_model)),
         training_metrics=training,
+        topic_eval_sets=topic_sets,
     )
 
 
@@ -203,7 +219,8 @@ def predict_cmd(
     variant: str | None = typer.Option(None, "--variant", help="int8 or fp32 (default: the settings')."),
     chunk: int = typer.Option(256, "--chunk", min=1, help="Texts scored per call."),
 ) -> None:
-    """Score texts with the ONNX runtime; write JSONL with label, probabilities and model_version."""
+    """Score texts with the ONNX runtime; write JSONL with label, probabilities and model_version (and, for a model
+    with the topic head, topic, topic_name and topic_probability)."""
     if name is not ModelName.sentiment:
         raise typer.BadParameter(f"predict runs the sentiment model; {name.value} has no text-in prediction "
                                  "(its feeds come from `finpulse worker --role recommend`)", param_hint="NAME")
@@ -214,6 +231,7 @@ def predict_cmd(
     if variant not in (None, "int8", "fp32"):
         raise typer.BadParameter("--variant must be int8 or fp32")
     runtime = SentimentRuntime.load(None, variant, settings)  # type: ignore[arg-type]
+    topic_names = dict(zip(runtime.topic_slugs or (), runtime.topic_labels or (), strict=True))
     handle: TextIO = sys.stdin if file == "-" else open(file, encoding="utf-8")  # noqa: SIM115
     out = sys.stdout
     try:
@@ -223,6 +241,8 @@ def predict_cmd(
             for (extra, text), pred in zip(pending, runtime.score([t for _, t in pending]), strict=True):
                 row = {**extra, "text": text, "label": pred.label, "probabilities": pred.probabilities,
                        "model_version": pred.model_version}
+                if pred.topic is not None:
+                    row |= {"topic": pred.topic, "topic_name": topic_names[pred.topic], "topic_probability": pred.topic_probability}
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
             out.flush()
             pending.clear()
@@ -245,6 +265,8 @@ def build_cmd(
     force: bool = typer.Option(False, "--force", help="Re-export even when the artefacts are up to date."),
     time_budget_min: float = typer.Option(20.0, "--time-budget-min", help="sentiment: training budget when training is needed."),
     epochs: float = typer.Option(4.0, "--epochs", help="sentiment: epochs when training is needed."),
+    topic_head: bool = typer.Option(True, "--topic-head/--no-topic-head",
+                                    help="sentiment: train the topic head beside the sentiment head when training is needed."),
 ) -> None:
     """Train if no trained model exists, then export; skipped when the exported artefacts exist and match.
 
@@ -273,7 +295,7 @@ def build_cmd(
     train_dir = _training_dir(settings.artifacts_dir)
     if not (train_dir / "model" / "config.json").is_file():
         config = TrainConfig(base=settings.base_model, epochs=epochs, time_budget_s=time_budget_min * 60,
-                             max_length=min(64, settings.max_length))
+                             max_length=min(64, settings.max_length), topic_head=topic_head)
         train_sentiment(config, train_dir, data_dir=settings.data_dir)
     card_path = _export(settings)
     typer.echo(f"{name.value} built: {card_path}")
@@ -291,9 +313,29 @@ def _show_metrics(reports: dict[str, Any], title: str) -> None:
     Console().print(table)
 
 
+@model_app.command("eval")
+def eval_cmd(
+    ctx: typer.Context,
+    name: ModelName = typer.Argument(..., help="Model to evaluate."),
+    mind: Path | None = typer.Option(None, "--mind", help="recommend: MIND-format logs (default: the simulated logs it was trained on)."),
+    test_days: float = typer.Option(1.0, "--test-days", help="recommend: last days of the logs held out."),
+    out: Path | None = typer.Option(None, "--out", help="sentiment: dir of the confusion matrices and per-class reports "
+                                    "(default <artifacts_dir>/sentiment/eval)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object on stdout."),
+) -> None:
+    """sentiment: accuracy, macro-F1 and per-class reports of the exported model (fp32 and int8) on the sentiment and
+    topic validation sets, with confusion matrices. recommend: AUC, MRR, nDCG@5, nDCG@10 on held-out impressions."""
+    if name is ModelName.recommend:
+        from finpulse.export.cli_recommend import EvalName
+        from finpulse.export.cli_recommend import eval_cmd as eval_recommend
+
+        return eval_recommend(ctx, EvalName.recommend, mind, test_days, as_json)
+    from finpulse.context import settings_of
+    from finpulse.export.cli_sentiment import eval_sentiment
+
+    eval_sentiment(settings_of(ctx).model, out, as_json)
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``model`` group to the root app."""
-    from finpulse.export.cli_recommend import eval_cmd
-
-    model_app.command("eval")(eval_cmd)
     app.add_typer(model_app, name="model")

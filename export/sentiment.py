@@ -4,12 +4,20 @@ Layout of ``out_dir`` (``settings.model.sentiment_path()``)::
 
     model.fp32.onnx  model.int8.onnx  tokenizer.json  tokenizer_config.json  config.json  card.json
 
-Each graph has two outputs from one pass: ``logits`` and ``embedding`` (the L2-normalised mean of the last hidden
-state), so the worker can embed an article for the recommender in the pass that scores it.
+Each graph has up to three outputs from one pass: ``logits`` (sentiment), ``topic_logits`` (the topic head's, for a
+model trained with one) and ``embedding`` (the L2-normalised mean of the last hidden state), so the worker gets an
+article's sentiment, its topic and its embedding for the recommender from the pass that scores it. The card lists
+the outputs and, with the topic head, the topics (``topic_labels``, ``topic_slugs``).
+
+The output check runs torch, ONNX fp32 and ONNX int8 on the same padded batches and compares every output: fp32 must
+match torch within tolerance (else the graph is wrong), int8 labels (sentiment, topic) must agree with fp32's on enough
+texts (else quantisation broke the model), an int8 embedding far from fp32 is only warned about. The graph's module
+and inputs are :mod:`.sentiment_graph`, the evaluation of the variants :mod:`.sentiment_eval`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -18,16 +26,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from finpulse.contracts.records import LABELS
+from finpulse.contracts.records import LABELS, TOPIC_SLUGS, TOPICS
 from finpulse.export.config import SENTIMENT_EXPORT, ExportConfig
 from finpulse.export.exceptions import ExportError, OutputMismatchError
 from finpulse.export.runtime.card import CARD_FILE, CARD_SCHEMA_VERSION, sha256_of
+from finpulse.export.sentiment_eval import evaluate_variants
+from finpulse.export.sentiment_graph import encode, graph_outputs, load_trained, ort_session, with_outputs
 from finpulse.models.data import DATASETS, Example
-from finpulse.models.metrics import classification_report
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -51,6 +60,10 @@ class CheckResult:
     max_abs_embedding_diff: float | None = None
     int8_embedding_min_cosine: float | None = None
     int8_embedding_mean_cosine: float | None = None
+    #: Only for graphs with the ``topic_logits`` output.
+    max_abs_topic_logit_diff: float | None = None
+    int8_topic_label_agreement: float | None = None
+    fp32_torch_topic_label_agreement: float | None = None
 
 
 def versions() -> dict[str, str]:
@@ -69,54 +82,6 @@ def versions() -> dict[str, str]:
     }
 
 
-def load_trained(model_dir: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    if not (model_dir / "config.json").is_file():
-        raise ExportError(f"no trained model at {model_dir}: run `finpulse model train sentiment` first")
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="eager")
-    model.eval()
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    return model, tokenizer
-
-
-def _encode(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int) -> dict[str, np.ndarray]:
-    enc = tokenizer(list(texts), truncation=True, max_length=max_length, padding="longest", return_tensors="np")
-    ids = enc["input_ids"].astype(np.int64)
-    return {
-        "input_ids": ids,
-        "attention_mask": enc["attention_mask"].astype(np.int64),
-        "token_type_ids": np.zeros_like(ids),
-    }
-
-
-def with_outputs(model: PreTrainedModel, output_names: Sequence[str]) -> Any:
-    """``model`` as a module returning the export's outputs: ``logits`` and, if asked, ``embedding`` from the same pass."""
-    import torch
-
-    from finpulse.models.train_sentiment import mean_pooled
-
-    unknown = set(output_names) - {"logits", "embedding"}
-    if unknown:
-        raise ExportError(f"unknown sentiment outputs {sorted(unknown)}")
-    embed = "embedding" in output_names
-
-    class Outputs(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
-
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor) -> Any:
-            out = self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
-                             output_hidden_states=embed)
-            if not embed:
-                return out.logits
-            return out.logits, mean_pooled(out.hidden_states[-1], attention_mask)
-
-    return Outputs().eval()
-
-
 def export_onnx(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, path: Path, config: ExportConfig) -> str:
     """Write ``model`` as one self-contained ONNX file with dynamic batch and sequence axes; return the exporter."""
     import onnx
@@ -124,7 +89,7 @@ def export_onnx(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, path
 
     model = with_outputs(model, config.output_names)
 
-    sample = _encode(tokenizer, ["Stocks fall on weak guidance", "Shares of Acme rise 5% after earnings beat estimates"], 32)
+    sample = encode(tokenizer, ["Stocks fall on weak guidance", "Shares of Acme rise 5% after earnings beat estimates"], 32)
     args = tuple(torch.from_numpy(sample[name]) for name in config.input_names)
     order = [config.exporter, "dynamo" if config.exporter == "legacy" else "legacy"]
     errors: list[str] = []
@@ -134,7 +99,7 @@ def export_onnx(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, path
                 if exporter == "legacy":
                     torch.onnx.export(
                         model, args, str(path), input_names=list(config.input_names),
-                        output_names=list(config.output_names), dynamic_axes=config.dynamic_axes,
+                        output_names=list(config.output_names), dynamic_axes=config.axes(),
                         opset_version=config.opset, do_constant_folding=True, dynamo=False,
                     )
                 else:
@@ -179,19 +144,15 @@ def quantize_int8(src: Path, dst: Path) -> None:
     logger.info("quantised %s -> %s (%.1f MB -> %.1f MB)", src.name, dst.name, src.stat().st_size / 1e6, dst.stat().st_size / 1e6)
 
 
-def _session(path: Path) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
-
-
-def compare(torch_logits: np.ndarray, fp32_logits: np.ndarray, int8_logits: np.ndarray, config: ExportConfig) -> CheckResult:
-    """Raise :class:`OutputMismatchError` when fp32 strays from torch by > atol or int8 labels agree too rarely."""
+def compare(torch_logits: np.ndarray, fp32_logits: np.ndarray, int8_logits: np.ndarray, config: ExportConfig,
+            what: Literal["sentiment", "topic"] = "sentiment") -> CheckResult:
+    """Raise :class:`OutputMismatchError` when fp32 strays from torch by > atol or int8 labels agree too rarely (with
+    fp32's: ``min_int8_agreement``, or ``min_int8_topic_agreement`` for the topic logits)."""
     if torch_logits.shape != fp32_logits.shape or fp32_logits.shape != int8_logits.shape:
-        raise OutputMismatchError(f"output shapes differ: torch {torch_logits.shape}, fp32 {fp32_logits.shape}, "
+        raise OutputMismatchError(f"{what} output shapes differ: torch {torch_logits.shape}, fp32 {fp32_logits.shape}, "
                                   f"int8 {int8_logits.shape}")
+    name = "" if what == "sentiment" else "topic "
+    minimum = config.min_int8_agreement if what == "sentiment" else config.min_int8_topic_agreement
     n = len(torch_logits)
     diff = float(np.abs(torch_logits - fp32_logits).max()) if n else 0.0
     fp32_labels = fp32_logits.argmax(axis=1)
@@ -199,11 +160,9 @@ def compare(torch_logits: np.ndarray, fp32_logits: np.ndarray, int8_logits: np.n
     torch_agreement = float((torch_logits.argmax(axis=1) == fp32_labels).mean()) if n else 1.0
     result = CheckResult(n=n, max_abs_logit_diff=diff, int8_label_agreement=agreement, fp32_torch_label_agreement=torch_agreement)
     if not np.isfinite(diff) or diff > config.atol:
-        raise OutputMismatchError(f"ONNX fp32 logits differ from torch by {diff:.2e} > {config.atol:.0e} on {n} texts")
-    if agreement < config.min_int8_agreement:
-        raise OutputMismatchError(
-            f"int8 labels agree with fp32 on {agreement:.2%} of {n} texts < {config.min_int8_agreement:.0%}"
-        )
+        raise OutputMismatchError(f"ONNX fp32 {name}logits differ from torch by {diff:.2e} > {config.atol:.0e} on {n} texts")
+    if agreement < minimum:
+        raise OutputMismatchError(f"int8 {name}labels agree with fp32 on {agreement:.2%} of {n} texts < {minimum:.0%}")
     return result
 
 
@@ -227,26 +186,23 @@ def compare_embeddings(torch_emb: np.ndarray, fp32_emb: np.ndarray, int8_emb: np
     return {"max_abs_embedding_diff": diff, "int8_embedding_min_cosine": low, "int8_embedding_mean_cosine": float(cosine.mean())}
 
 
-def check_outputs(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, out_dir: Path, texts: Sequence[str], max_length: int,
-    config: ExportConfig = SENTIMENT_EXPORT,
-) -> CheckResult:
-    """Run torch, ORT fp32 and ORT int8 on identical padded batches of ``texts`` and :func:`compare` them
-    (and :func:`compare_embeddings` when the graph has the ``embedding`` output)."""
+def _run_all(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, out_dir: Path, texts: Sequence[str],
+             max_length: int, config: ExportConfig) -> dict[tuple[str, str], np.ndarray]:
+    """Every output of the exported graph from torch, ORT fp32 and ORT int8, by (runner, output), in text order."""
     import torch
 
-    fp32 = _session(out_dir / config.fp32_file)
-    int8 = _session(out_dir / config.int8_file)
+    fp32 = ort_session(out_dir / config.fp32_file)
+    int8 = ort_session(out_dir / config.int8_file)
     names = {i.name for i in fp32.get_inputs()}
-    outputs = list(config.output_names)
+    outputs = [o.name for o in fp32.get_outputs()]
     reference = with_outputs(model, outputs)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    width = {"logits": len(LABELS), "embedding": int(model.config.hidden_size)}
+    width = {"logits": len(LABELS), "topic_logits": len(TOPICS), "embedding": int(model.config.hidden_size)}
     outs = {(k, o): np.zeros((len(texts), width[o]), dtype=np.float32) for k in ("torch", "fp32", "int8") for o in outputs}
     with torch.inference_mode():
         for start in range(0, len(order), CHECK_BATCH):
             idx = order[start : start + CHECK_BATCH]
-            feeds = _encode(tokenizer, [texts[i] for i in idx], max_length)
+            feeds = encode(tokenizer, [texts[i] for i in idx], max_length)
             got = reference(**{k: torch.from_numpy(v) for k, v in feeds.items()})
             for o, value in zip(outputs, got if isinstance(got, tuple) else (got,), strict=True):
                 outs["torch", o][idx] = value.numpy()
@@ -254,36 +210,33 @@ def check_outputs(
             for kind, session in (("fp32", fp32), ("int8", int8)):
                 for o, value in zip(outputs, session.run(outputs, feeds), strict=True):
                     outs[kind, o][idx] = value
+    return outs
+
+
+def check_outputs(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, out_dir: Path, texts: Sequence[str], max_length: int,
+    config: ExportConfig = SENTIMENT_EXPORT,
+) -> CheckResult:
+    """Run torch, ORT fp32 and ORT int8 on identical padded batches of ``texts`` and compare every output the graph
+    has: :func:`compare` on the sentiment and the topic logits, :func:`compare_embeddings` on the embedding."""
+    outs = _run_all(model, tokenizer, out_dir, texts, max_length, config)
     result = compare(outs["torch", "logits"], outs["fp32", "logits"], outs["int8", "logits"], config)
-    if "embedding" in outputs:
-        emb = compare_embeddings(outs["torch", "embedding"], outs["fp32", "embedding"], outs["int8", "embedding"], config)
-        result = CheckResult(**{**asdict(result), **emb})
-    logger.info("output check on %d texts: max |torch - fp32| %.2e, int8/fp32 label agreement %.2f%%, embedding %s",
+    extra: dict[str, float | None] = {}
+    if ("torch", "topic_logits") in outs:
+        topic = compare(outs["torch", "topic_logits"], outs["fp32", "topic_logits"], outs["int8", "topic_logits"], config,
+                        what="topic")
+        extra |= {"max_abs_topic_logit_diff": topic.max_abs_logit_diff, "int8_topic_label_agreement": topic.int8_label_agreement,
+                  "fp32_torch_topic_label_agreement": topic.fp32_torch_label_agreement}
+    if ("torch", "embedding") in outs:
+        extra |= compare_embeddings(outs["torch", "embedding"], outs["fp32", "embedding"], outs["int8", "embedding"], config)
+    result = CheckResult(**{**asdict(result), **extra})
+    logger.info("output check on %d texts: max |torch - fp32| %.2e, int8/fp32 label agreement %.2f%%, topics %s, embedding %s",
                 result.n, result.max_abs_logit_diff, 100 * result.int8_label_agreement,
+                f"max |torch - fp32| {result.max_abs_topic_logit_diff:.2e}, int8/fp32 agreement "
+                f"{100 * (result.int8_topic_label_agreement or 0.0):.2f}%" if result.max_abs_topic_logit_diff is not None else "none",
                 f"max |torch - fp32| {result.max_abs_embedding_diff:.2e}, int8/fp32 cosine >= {result.int8_embedding_min_cosine:.4f}"
                 if result.max_abs_embedding_diff is not None else "none")
     return result
-
-
-def evaluate_variants(out_dir: Path, settings: ModelSettings, sets: Mapping[str, Sequence[Example]],
-                      max_length: int) -> dict[str, dict[str, Any]]:
-    """Metrics of each variant (through the runtime the workers use) on every evaluation set."""
-    from finpulse.export.runtime.sentiment import SentimentRuntime
-
-    unique = list(dict.fromkeys(e.text for examples in sets.values() for e in examples))
-    metrics: dict[str, dict[str, Any]] = {}
-    local = settings.model_copy(update={"max_length": max_length, "providers": ["cpu"]})
-    for variant in ("fp32", "int8"):
-        runtime = SentimentRuntime.load(out_dir, variant, local, batch_size=64)  # type: ignore[arg-type]
-        started = time.perf_counter()
-        predicted = dict(zip(unique, runtime.probabilities(unique).argmax(axis=1).tolist(), strict=True))
-        seconds = time.perf_counter() - started
-        metrics[variant] = {"scoring_seconds": seconds, "texts": len(unique)}
-        for name, examples in sets.items():
-            report = classification_report([e.label for e in examples], [predicted[e.text] for e in examples], LABELS)
-            metrics[variant][name] = report
-            logger.info("%s %s: accuracy %.4f macro-F1 %.4f", variant, name, report["accuracy"], report["macro_f1"])
-    return metrics
 
 
 def write_card(out_dir: Path, card: dict[str, Any]) -> Path:
@@ -319,16 +272,19 @@ def _card(
 ) -> dict[str, Any]:
     """The model card of the export in ``out_dir`` (every file's sha256; ``metrics`` still empty)."""
     files = {p.name: sha256_of(p) for p in sorted(out_dir.iterdir()) if p.is_file() and p.name != CARD_FILE}
+    topics = "topic_logits" in config.output_names
     return {
         "schema_version": CARD_SCHEMA_VERSION,
         "name": f"finpulse-{config.name}",
         "model_version": f"{config.name}-{datetime.now(UTC):%Y%m%d}-{files[config.fp32_file][:8]}",
         "created_at": datetime.now(UTC).isoformat(),
         "labels": list(LABELS),
+        "topic_labels": list(TOPICS) if topics else None,
+        "topic_slugs": list(TOPIC_SLUGS) if topics else None,
         "max_length": max_length,
         "inputs": list(config.input_names),
         "outputs": list(config.output_names),
-        "dynamic_axes": {k: {str(a): n for a, n in v.items()} for k, v in config.dynamic_axes.items()},
+        "dynamic_axes": {k: {str(a): n for a, n in v.items()} for k, v in config.axes().items()},
         "opset": config.opset,
         "exporter": exporter,
         "variants": {"fp32": config.fp32_file, "int8": config.int8_file},
@@ -336,7 +292,8 @@ def _card(
         "base_model": base_model,
         "datasets": DATASETS,
         "check": {**asdict(check), "atol": config.atol, "min_int8_agreement": config.min_int8_agreement,
-                  "embedding_atol": config.embedding_atol, "min_int8_embedding_cosine": config.min_int8_embedding_cosine},
+                  "min_int8_topic_agreement": config.min_int8_topic_agreement, "embedding_atol": config.embedding_atol,
+                  "min_int8_embedding_cosine": config.min_int8_embedding_cosine},
         "embedding_dim": int(model.config.hidden_size) if "embedding" in config.output_names else None,
         "versions": versions(),
         "files": files,
@@ -354,14 +311,19 @@ def export_sentiment(
     config: ExportConfig = SENTIMENT_EXPORT,
     base_model: str | None = None,
     training_metrics: Mapping[str, Any] | None = None,
+    topic_eval_sets: Mapping[str, Sequence[Example]] | None = None,
 ) -> Path:
     """Export, quantise, check and card the model in ``model_dir`` into ``out_dir``; return the card path.
 
-    ``check_texts`` is the test set of the output check (the twitter-fin valid texts in production).
+    ``check_texts`` is the test set of the output check (the twitter-fin valid and topic valid texts in production).
+    ``config.output_names`` are the outputs wanted: ``topic_logits`` is left out for a model without a topic head
+    (and a model with one exports without it when ``config`` leaves it out). ``topic_eval_sets`` are evaluated on the
+    topic head when the graph has one.
     """
     if not check_texts:
         raise ExportError("the output check needs at least one text")
     model, tokenizer = load_trained(model_dir)
+    config = dataclasses.replace(config, output_names=graph_outputs(model, config.output_names))
     max_length = _max_length(settings, training_metrics)
     if out_dir.exists():
         shutil.rmtree(out_dir)
@@ -375,7 +337,8 @@ def export_sentiment(
                  max_length=max_length, base_model=base_model or settings.base_model, training_metrics=training_metrics)
     write_card(out_dir, card)
     if eval_sets:
-        card["metrics"] = evaluate_variants(out_dir, settings, eval_sets, max_length)
+        topic_sets = topic_eval_sets if "topic_logits" in config.output_names else None
+        card["metrics"] = evaluate_variants(out_dir, settings, eval_sets, max_length, topic_sets)
         write_card(out_dir, card)
     logger.info("export of %s done in %.1f s: %s", config.name, time.monotonic() - started, out_dir)
     return out_dir / CARD_FILE

@@ -16,7 +16,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, Field, IPvAnyNetwork, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NestedSecretsSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings import SettingsError as PydanticSettingsError
 
@@ -123,6 +123,11 @@ class ElasticsearchSettings(BaseModel):
     request_timeout_s: float = Field(30.0, gt=0, description="Per-request timeout in seconds.")
     max_retries: int = Field(8, ge=0, description="Bulk retries on 429/5xx/connection errors before a batch is retried from Kafka.")
     retry_backoff_s: float = Field(0.5, gt=0, description="First back-off delay in seconds (doubles each retry, capped at 30 s).")
+    bulk_max_bytes: int = Field(
+        10_000_000, ge=10_000,
+        description="Bytes of one bulk request body at most (documents are split over several requests; a document "
+        "larger than this goes alone). Keep it well under the server's http.max_content_length (100 MiB by default).",
+    )
 
 
 class AlertaSettings(BaseModel):
@@ -184,7 +189,19 @@ class StreamSettings(BaseModel):
     batch_wait_s: float = Field(0.05, gt=0, description="Seconds a micro-batch waits to fill.")
     index_batch_size: int = Field(500, ge=1, description="Documents per Elasticsearch bulk request at most.")
     index_wait_s: float = Field(0.2, gt=0, description="Seconds a bulk request waits to fill.")
-    dedup_ttl_s: float = Field(7 * 24 * 3600, gt=0, description="How long seen article ids are remembered.")
+    dedup_ttl_s: float = Field(
+        7 * 24 * 3600, gt=0,
+        description="How long seen article ids are remembered: an id seen this long ago is no duplicate, and the "
+        "sweep deletes it from the seen-articles table.",
+    )
+    dedup_max_ids: int = Field(
+        500_000, ge=100, description="Seen article ids a worker keeps at most (the oldest are deleted first)."
+    )
+    sweep_interval_s: float = Field(
+        60.0, gt=0,
+        description="Seconds between two sweeps that delete the idle or over-the-cap keys of the worker's tables "
+        "(seen articles, spike keys, user profiles); a table that goes over its cap is also swept at once.",
+    )
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Raw news records larger than this go to the DLQ.")
     data_dir: Path = Field(Path(".finpulse/faust"), description="Directory of the worker's local Faust data (one folder per app id).")
     web_host: str = Field("127.0.0.1", description="Address the worker's web views and metrics listen on.")
@@ -199,6 +216,21 @@ class StreamSettings(BaseModel):
         1, ge=0, description="BLAS threads of the worker's numpy products (0 = the library's default, one per core): its "
         "products are small (ranking, user vectors), and idle BLAS threads spin against the event loop and onnxruntime.",
     )
+    published_max_age_days: float = Field(7305.0, gt=0, description=(
+        "An article's published_at is clamped to no earlier than this many days before the record was written to "
+        "news.scored (20 years): a feed entry dated 1970 does not open one monthly index per month."))
+    published_max_ahead_s: float = Field(86_400.0, ge=0, description=(
+        "An article's published_at is clamped to no later than this many seconds after the record was written to "
+        "news.scored: an article dated 2099 does not stay on top of the news by date."))
+    store: Literal["memory", "rocksdb"] = Field(
+        "memory", description="Where the worker keeps its tables: memory (every start replays the whole changelogs) or "
+        "rocksdb (on disk under data_dir; a restart reads only what the changelogs gained since). rocksdb for "
+        "production (docker-compose.yml); recovery times in docs/benchmarks.md.",
+    )
+    standby_replicas: int = Field(
+        0, ge=0, description="Standby copies of each table partition kept warm on other workers (Faust "
+        "table_standby_replicas): a rebalance then moves a partition without replaying its changelog.",
+    )
 
 
 class SpikeSettings(BaseModel):
@@ -206,12 +238,27 @@ class SpikeSettings(BaseModel):
 
     window_s: float = Field(300.0, gt=0, description="Tumbling window size in seconds.")
     alpha: float = Field(0.001, gt=0, lt=1, description="Binomial tail probability under which a spike is raised.")
-    min_count: int = Field(10, ge=1, description="Articles a window needs before it can raise.")
+    min_count: int = Field(10, ge=1, description="Articles a window needs before it can raise or resolve.")
     ewma_halflife_windows: float = Field(12.0, gt=0, description="Half-life of the baseline EWMA, in windows.")
     prior_share: float = Field(0.15, gt=0, lt=1, description="Baseline negative share before any history.")
     cooldown_s: float = Field(900.0, ge=0, description="Seconds after a raise before the same key can raise again.")
     resolve_ratio: float = Field(1.25, ge=1, description="Resolve when the share falls under baseline times this (hysteresis).")
     negative_threshold: float = Field(0.5, gt=0, lt=1, description="Negative probability from which an article counts as negative.")
+    quiet_resolve_s: float = Field(
+        3600.0, gt=0,
+        description="A raised key whose windows hold fewer than min_count articles for this long resolves, and the "
+        "alert says it closed for lack of articles (a thin window is no evidence of a return to normal).",
+    )
+    idle_expiry_s: float = Field(
+        86_400.0, gt=0,
+        description="A key (ticker) without articles for this long loses its spike state (its baseline has decayed "
+        "to the prior by then); raised keys stay until they resolve, and the market key stays.",
+    )
+    max_keys: int = Field(
+        50_000, ge=10,
+        description="Keys whose spike state a worker keeps at most (the least recently seen are deleted first; any "
+        "text can be a cashtag, up to 64 per article).",
+    )
 
 
 class AlertSettings(BaseModel):
@@ -260,6 +307,20 @@ class ScrapeSettings(BaseModel):
     user_agent: str = Field("finpulse-scraper/0.1 (+https://github.com/finpulse)", description="User-Agent header sent.")
     state_file: Path = Field(DEFAULT_STATE_DIR / "scrape-state.json", description="Seen article ids and feed ETags.")
     max_seen: int = Field(100_000, ge=100, description="Seen article ids remembered at most (oldest forgotten first).")
+    allowed_networks: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description="Networks (CIDRs, JSON list in the environment) that links found in feeds, their redirects and their "
+        "robots.txt may reach although loopback, private, link-local, multicast or reserved (e.g. an internal news site). "
+        "Empty: public addresses only. The configured feed URLs themselves are trusted.",
+    )
+    fetch_deadline_s: float = Field(
+        60.0, gt=0, description="Seconds one page or feed fetch may take in all (retries, redirects and robots.txt included).")
+    max_redirects: int = Field(5, ge=0, le=20, description="Redirects followed per fetch at most.")
+    max_crawl_delay_s: float = Field(10.0, ge=0, description="Longest robots.txt Crawl-delay honoured, in seconds (longer ones are cut).")
+    max_hosts: int = Field(
+        10_000, ge=1,
+        description="Hosts whose robots.txt rules and request pacing are remembered at most (least recently used forgotten first).",
+    )
 
 
 class RecommendSettings(BaseModel):
@@ -268,15 +329,34 @@ class RecommendSettings(BaseModel):
     api_host: str = Field("0.0.0.0", description="Address the clicks API listens on.")
     api_port: int = Field(8000, ge=1, le=65535, description="Port of the clicks API.")
     api_token: SecretStr | None = Field(None, description="Bearer token the clicks API requires (unset = the API refuses to start).")
+    view_token: SecretStr | None = Field(
+        None, description="Bearer token GET /v1/users/{id}/recommendations on the worker's web port requires "
+        "(unset = the view refuses every request).",
+    )
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Request bodies larger than this get 413.")
     max_batch_events: int = Field(1000, ge=1, description="Events per POST /v1/events at most.")
-    rate_per_s: float = Field(200.0, gt=0, description="Requests per second per client (token bucket refill rate).")
-    rate_burst: int = Field(400, ge=1, description="Token bucket size per client (burst of requests).")
+    rate_per_s: float = Field(200.0, gt=0, description="Requests per second per bearer token (token bucket refill rate).")
+    rate_burst: int = Field(400, ge=1, description="Token bucket size per bearer token (burst of requests).")
+    rate_events_per_s: float = Field(
+        1000.0, gt=0, description="Events per second per bearer token, whatever the batch sizes (token bucket refill rate)."
+    )
+    rate_events_burst: int = Field(
+        2000, ge=1, description="Event bucket size per bearer token; at least max_batch_events (the clicks API refuses "
+        "to start otherwise).",
+    )
     top_k: int = Field(10, ge=1, le=200, description="Articles per recommendation list.")
     freshness_window_s: float = Field(172_800.0, gt=0, description="Articles older than this are no longer candidates.")
     max_candidates: int = Field(50_000, ge=10, description="Candidate articles kept at most (oldest dropped first).")
     profile_length: int = Field(50, ge=1, le=500, description="Clicked article ids kept per user profile.")
     debounce_s: float = Field(0.5, ge=0, description="A user's feed is emitted at most once per this many seconds.")
+    profile_idle_s: float = Field(
+        30 * 86_400.0, gt=0, description="A user without clicks or impressions for this long loses the profile."
+    )
+    max_profiles: int = Field(
+        100_000, ge=10,
+        description="User profiles a worker keeps at most (the least recently active are deleted first); also the "
+        "most users whose debounce it tracks (past it, a user's feed goes out without waiting).",
+    )
     mmr_lambda: float = Field(0.7, ge=0, le=1, description="MMR trade-off: 1 = relevance only, 0 = diversity only.")
     freshness_half_life_s: float = Field(21_600.0, gt=0, description="Half-life of the freshness decay of a candidate's score.")
     model_dir: Path | None = Field(None, description="Recommendation ONNX artefact dir (default: <artifacts_dir>/recommend/onnx).")
@@ -342,6 +422,31 @@ class Settings(BaseSettings):
     def recommend_model_path(self) -> Path:
         """The recommendation ONNX artefact dir: ``recommend.model_dir`` or ``<artifacts_dir>/recommend/onnx``."""
         return self.recommend.model_dir or self.model.artifacts_dir / "recommend" / "onnx"
+
+
+PSEUDONYM_KEY_MIN_BYTES = 32
+_PLACEHOLDER = "change-me"
+
+
+def check_pseudonym_key(key: SecretStr) -> None:
+    """Refuse a pseudonym key anyone could know or guess: the default, a ``change-me`` placeholder, or one shorter
+    than :data:`PSEUDONYM_KEY_MIN_BYTES` bytes (with the key, a user id's pseudonym can be recomputed). The worker,
+    the clicks API and the dashboard call this before they start; ``finpulse stack up`` writes a random key."""
+    value = key.get_secret_value()
+    default = Settings.model_fields["pseudonym_key"].default.get_secret_value()
+    size = len(value.encode("utf-8"))
+    if value == default:
+        problem = "is the built-in default"
+    elif _PLACEHOLDER in value.lower():
+        problem = f"contains the placeholder {_PLACEHOLDER!r}"
+    elif size < PSEUDONYM_KEY_MIN_BYTES:
+        problem = f"is {size} bytes long, shorter than {PSEUDONYM_KEY_MIN_BYTES}"
+    else:
+        return
+    raise SettingsError(
+        f"{ENV_PREFIX}PSEUDONYM_KEY {problem}: set a random key of at least {PSEUDONYM_KEY_MIN_BYTES} bytes, e.g. "
+        "python -c 'import secrets; print(secrets.token_urlsafe(32))' (`finpulse stack up` writes one into its env file)"
+    )
 
 
 def env_var_name(loc: tuple[Any, ...]) -> str:

@@ -23,6 +23,10 @@ class TrainingError(ModelsError):
     """Training could not run or produced no usable model."""
 
 
+class TopicHeadError(ModelsError):
+    """A saved topic head predicts other topics, or from another pooling, than this finpulse expects."""
+
+
 class ArtefactMissingError(ModelsError):
     """A trained model or an export the command needs does not exist yet."""
 

@@ -28,13 +28,18 @@ def plot_training_curve(history: Mapping[str, Sequence[Mapping[str, float]]], pa
         ax_loss.plot([r["step"] for r in val], [r["loss"] for r in val], "o-", label="val loss")
         ax_f1.plot([r["step"] for r in val], [r["macro_f1"] for r in val], "o-", label="val macro-F1")
         ax_f1.plot([r["step"] for r in val], [r["accuracy"] for r in val], "s--", label="val accuracy")
+        topic = [r for r in val if "topic_macro_f1" in r]
+        if topic:
+            ax_loss.plot([r["step"] for r in topic], [r["topic_loss"] for r in topic], "o:", label="val topic loss")
+            ax_f1.plot([r["step"] for r in topic], [r["topic_macro_f1"] for r in topic], "^-", label="val topic macro-F1")
+            ax_f1.plot([r["step"] for r in topic], [r["topic_accuracy"] for r in topic], "v--", label="val topic accuracy")
     ax_loss.set_xlabel("step")
     ax_loss.set_ylabel("loss")
     ax_loss.legend()
     ax_f1.set_xlabel("step")
     ax_f1.set_ylim(0, 1)
     ax_f1.legend()
-    fig.suptitle("sentiment fine-tuning")
+    fig.suptitle("sentiment (and topic) fine-tuning")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
@@ -43,21 +48,27 @@ def plot_training_curve(history: Mapping[str, Sequence[Mapping[str, float]]], pa
 
 
 def plot_confusion_matrix(cm: Sequence[Sequence[int]], labels: Sequence[str], path: Path, title: str = "") -> Path:
-    """Confusion matrix with counts, rows = true label."""
+    """Confusion matrix with counts, rows = true label (sized for 3 labels up to the 20 topics: the figure grows and
+    the predicted labels turn vertical with many labels)."""
     plt = _pyplot()
     import numpy as np
 
     arr = np.asarray(cm)
-    fig, ax = plt.subplots(figsize=(4.5, 4))
+    many = len(labels) > 5
+    side = max(4.5, 0.5 * len(labels) + 3.0)
+    fig, ax = plt.subplots(figsize=(side, side - 0.5))
     ax.imshow(arr, cmap="Blues")
-    ax.set_xticks(range(len(labels)), labels=list(labels))
-    ax.set_yticks(range(len(labels)), labels=list(labels))
+    ax.set_xticks(range(len(labels)), labels=list(labels), rotation=90 if many else 0, fontsize=7 if many else None)
+    ax.set_yticks(range(len(labels)), labels=list(labels), fontsize=7 if many else None)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     threshold = arr.max() / 2 if arr.size else 0
     for i in range(arr.shape[0]):
         for j in range(arr.shape[1]):
-            ax.text(j, i, str(arr[i, j]), ha="center", va="center", color="white" if arr[i, j] > threshold else "black")
+            if many and arr[i, j] == 0:
+                continue  # 400 zeros would hide the counts that matter
+            ax.text(j, i, str(arr[i, j]), ha="center", va="center", fontsize=6 if many else None,
+                    color="white" if arr[i, j] > threshold else "black")
     ax.set_title(title or "confusion matrix")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,5 @@
 """Batches of the sentiment classifier: tokenisation, length-grouped batching, dynamic padding, batched inference
-and evaluation. :mod:`finpulse.models.train_sentiment` trains over them.
+and evaluation of either head (``task``: sentiment or topic). :mod:`finpulse.models.train_sentiment` trains over them.
 
 torch is imported inside the functions.
 """
@@ -7,18 +7,23 @@ torch is imported inside the functions.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from finpulse.contracts.records import LABELS
+from finpulse.contracts.records import LABELS, TOPICS
 from finpulse.models.data import Example
+from finpulse.models.exceptions import TopicHeadError
 from finpulse.models.metrics import classification_report
 
 if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+Task = Literal["sentiment", "topic"]
+#: The labels each head predicts.
+TASK_LABELS: dict[Task, tuple[str, ...]] = {"sentiment": LABELS, "topic": TOPICS}
 
 
 def tokenize(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int) -> list[list[int]]:
@@ -67,29 +72,42 @@ def sorted_batches(ids: Sequence[Sequence[int]], batch_size: int) -> Iterator[li
 
 
 def predict_logits(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int, batch_size: int = 128
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int, batch_size: int = 128,
+    task: Task = "sentiment",
 ) -> np.ndarray:
-    """Logits of ``texts`` in input order (length-sorted batches, dynamic padding, no grad)."""
+    """Logits of ``task``'s head on ``texts`` in input order (length-sorted batches, dynamic padding, no grad)."""
     import torch
 
+    from finpulse.models.topic_head import forward_heads, topic_head
+
+    if task == "topic" and topic_head(model) is None:
+        raise TopicHeadError("the model has no topic head to predict topics with")
     ids = tokenize(tokenizer, texts, max_length)
-    out = np.zeros((len(texts), len(LABELS)), dtype=np.float32)
+    out = np.zeros((len(texts), len(TASK_LABELS[task])), dtype=np.float32)
     was_training = model.training
     model.eval()
     with torch.inference_mode():
         for idx in sorted_batches(ids, batch_size):
             batch = collate([ids[i] for i in idx], tokenizer.pad_token_id or 0)
-            out[idx] = model(**batch).logits.float().numpy()
+            heads = forward_heads(model, batch)
+            logits = heads.logits if task == "sentiment" else heads.topic_logits
+            assert logits is not None  # checked above
+            out[idx] = logits.float().numpy()
     model.train(was_training)
     return out
+
+
+def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``hidden`` over the unmasked positions: what the topic head reads."""
+    m = mask.to(hidden.dtype)[:, :, None]
+    return (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
 
 
 def mean_pooled(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """L2-normalised mean of ``hidden`` over the unmasked positions: the embedding the export's second output gives."""
     import torch
 
-    m = mask.to(hidden.dtype)[:, :, None]
-    return torch.nn.functional.normalize((hidden * m).sum(1) / m.sum(1).clamp(min=1.0), dim=-1)
+    return torch.nn.functional.normalize(masked_mean(hidden, mask), dim=-1)
 
 
 def _softmax_ce(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -98,11 +116,27 @@ def _softmax_ce(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(-logp[np.arange(len(labels)), labels].mean()) if len(labels) else 0.0
 
 
+def evaluate_sets(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, sets: Mapping[str, Sequence[Example]], max_length: int,
+    batch_size: int, task: Task = "sentiment",
+) -> dict[str, tuple[dict[str, Any], float]]:
+    """(classification report with its ``task``, mean cross-entropy) of ``task``'s head on every set, each distinct text
+    predicted once (PhraseBank's agreement levels are nested: 14,849 rows, 4,846 texts)."""
+    texts = list(dict.fromkeys(e.text for examples in sets.values() for e in examples))
+    logits = predict_logits(model, tokenizer, texts, max_length, batch_size, task)
+    row = {text: i for i, text in enumerate(texts)}
+    results: dict[str, tuple[dict[str, Any], float]] = {}
+    for name, examples in sets.items():
+        own = logits[[row[e.text] for e in examples]]
+        y = np.array([e.label for e in examples], dtype=np.int64)
+        report = classification_report(y.tolist(), own.argmax(axis=1).tolist(), TASK_LABELS[task])
+        results[name] = ({**report, "task": task}, _softmax_ce(own, y))
+    return results
+
+
 def evaluate(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example], max_length: int, batch_size: int
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example], max_length: int, batch_size: int,
+    task: Task = "sentiment",
 ) -> tuple[dict[str, Any], float]:
-    """(classification report, mean cross-entropy) of the model on ``examples``."""
-    logits = predict_logits(model, tokenizer, [e.text for e in examples], max_length, batch_size)
-    y = np.array([e.label for e in examples], dtype=np.int64)
-    report = classification_report(y.tolist(), logits.argmax(axis=1).tolist(), LABELS)
-    return report, _softmax_ce(logits, y)
+    """(classification report with its ``task``, mean cross-entropy) of ``task``'s head on ``examples``."""
+    return evaluate_sets(model, tokenizer, {"examples": examples}, max_length, batch_size, task)["examples"]

@@ -4,6 +4,10 @@ AdamW with linear warm-up and decay (the decay re-planned to end with the time b
 optional embedding-distillation term, length-grouped batches epoch after epoch, and a rich progress bar. Validation
 and early stopping are the caller's: :func:`optimise` calls its ``validate`` when one is due.
 
+With a topic head, the fit rows are the sentiment examples and the topic examples together, shuffled into the same
+batches: a row's label of the head it has no label for is :data:`IGNORE`, so each row supervises only its own head
+(:func:`masked_cross_entropy`), and every row takes part in the embedding distillation.
+
 torch is imported inside the functions.
 """
 
@@ -16,10 +20,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from finpulse.contracts.records import LABELS
+from finpulse.contracts.records import LABELS, TOPICS
 from finpulse.models.data import Example
 from finpulse.models.exceptions import TrainingError
-from finpulse.models.sentiment_batches import collate, length_grouped_batches, mean_pooled
+from finpulse.models.sentiment_batches import collate, length_grouped_batches
 
 if TYPE_CHECKING:
     import torch
@@ -27,10 +31,15 @@ if TYPE_CHECKING:
 
     from finpulse.models.train_sentiment import TrainConfig
 
+#: The label of a row for the head it has no label for (``CrossEntropyLoss``'s default ``ignore_index``).
+IGNORE = -100
+
 
 @dataclass
 class TrainData:
-    """The fit/validation split, the fit split tokenised with its labels and, with distillation, its target embeddings."""
+    """The fit/validation splits, the fit rows tokenised with their labels and, with distillation, their target
+    embeddings. The fit rows are ``fit_set`` then ``topic_fit_set``; ``labels`` (sentiment) and ``topic_labels`` hold
+    :data:`IGNORE` where a row has no label for that head; ``topic_labels`` is None without a topic head."""
 
     fit_set: list[Example]
     val_set: list[Example]
@@ -39,6 +48,9 @@ class TrainData:
     lengths: list[int]
     pad_id: int
     teacher: torch.Tensor | None
+    topic_fit_set: list[Example] = field(default_factory=list)
+    topic_val_set: list[Example] = field(default_factory=list)
+    topic_labels: torch.Tensor | None = None
 
 
 @dataclass
@@ -74,7 +86,8 @@ class TrainRun:
     data: TrainData
     schedule: Schedule
     history: dict[str, list[dict[str, float]]] = field(default_factory=lambda: {"train": [], "val": []})
-    best: dict[str, Any] = field(default_factory=lambda: {"macro_f1": -1.0, "step": 0, "state": None})
+    #: The best validation: its ``score`` (mean macro-F1 of the heads), step, metrics and weights.
+    best: dict[str, Any] = field(default_factory=lambda: {"score": -1.0, "step": 0, "state": None, "val": {}})
     bad_evals: int = 0
     step: int = 0
     seen: int = 0
@@ -87,6 +100,7 @@ class _Optimisation:
     optimizer: Any
     scheduler: Any
     loss_fn: Any
+    topic_loss_fn: Any
 
 
 class _Progress:
@@ -116,8 +130,27 @@ class _Progress:
             self._bar.stop()
 
 
+def masked_cross_entropy(loss_fn: Any, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """``loss_fn`` (ignoring :data:`IGNORE`) over the rows labelled for this head; a zero that still back-propagates
+    when the batch holds none (a mean over no rows would be NaN)."""
+    if not bool((labels != IGNORE).any()):
+        return logits.sum() * 0.0
+    return loss_fn(logits, labels)
+
+
+def _weighted_loss(labels: torch.Tensor, n_classes: int, power: float) -> Any:
+    """Cross-entropy with class weights (class frequency) ** -power over the labelled rows, normalised so the mean
+    weight per row is 1, ignoring :data:`IGNORE`."""
+    import torch
+
+    counts = torch.bincount(labels[labels != IGNORE], minlength=n_classes).clamp(min=1).float()
+    frequency = counts / counts.sum()
+    weights = frequency ** -power
+    return torch.nn.CrossEntropyLoss(weight=weights / (weights * frequency).sum(), ignore_index=IGNORE)
+
+
 def _optimisation(run: TrainRun) -> _Optimisation:
-    """AdamW (no weight decay on biases and layer norms), the class-weighted loss and the warm-up/decay schedule."""
+    """AdamW (no weight decay on biases and layer norms), the class-weighted losses and the warm-up/decay schedule."""
     import torch
 
     config, model = run.config, run.model
@@ -127,26 +160,36 @@ def _optimisation(run: TrainRun) -> _Optimisation:
         {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)], "weight_decay": 0.0},
     ]
     optimizer = torch.optim.AdamW(groups, lr=config.lr)
-    counts = torch.bincount(run.data.labels, minlength=len(LABELS)).clamp(min=1).float()
-    weights = (counts / counts.sum()) ** -config.class_weight_power
-    loss_fn = torch.nn.CrossEntropyLoss(weight=weights / (weights * counts / counts.sum()).sum())
+    loss_fn = _weighted_loss(run.data.labels, len(LABELS), config.class_weight_power)
+    topic_labels = run.data.topic_labels
+    topic_loss_fn = _weighted_loss(topic_labels, len(TOPICS), config.class_weight_power) if topic_labels is not None else None
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, run.schedule.lr_factor)
-    return _Optimisation(optimizer, scheduler, loss_fn)
+    return _Optimisation(optimizer, scheduler, loss_fn, topic_loss_fn)
 
 
-def _train_step(run: TrainRun, opt: _Optimisation, batch_idx: list[int]) -> tuple[float, float]:
-    """One optimiser step on the fit examples ``batch_idx``; (loss, embedding distillation gap or NaN)."""
+def _train_step(run: TrainRun, opt: _Optimisation, batch_idx: list[int]) -> tuple[float, dict[str, float]]:
+    """One optimiser step on the fit rows ``batch_idx``; (loss, its parts: the topic loss and the embedding
+    distillation gap, where there are)."""
     import torch
+
+    from finpulse.models.topic_head import forward_heads
 
     data, config = run.data, run.config
     batch = collate([data.ids[i] for i in batch_idx], data.pad_id)
-    output = run.model(**batch, output_hidden_states=data.teacher is not None)
-    loss = opt.loss_fn(output.logits, data.labels[batch_idx])
-    distill = float("nan")
+    heads = forward_heads(run.model, batch, pooled=data.teacher is not None)
+    loss = masked_cross_entropy(opt.loss_fn, heads.logits, data.labels[batch_idx])
+    parts: dict[str, float] = {}
+    if data.topic_labels is not None:
+        if heads.topic_logits is None:
+            raise TrainingError("topic labels were given, but the model has no topic head")
+        topic_loss = masked_cross_entropy(opt.topic_loss_fn, heads.topic_logits, data.topic_labels[batch_idx])
+        parts["topic_loss"] = float(topic_loss.detach())
+        loss = loss + config.topic_loss_weight * topic_loss
     if data.teacher is not None:
-        student = mean_pooled(output.hidden_states[-1], batch["attention_mask"])
+        assert heads.pooled is not None  # asked for above
+        student = torch.nn.functional.normalize(heads.pooled, dim=-1)
         cosine_gap = (1.0 - (student * data.teacher[batch_idx]).sum(-1)).mean()
-        distill = float(cosine_gap.detach())
+        parts["distill"] = float(cosine_gap.detach())
         loss = loss + config.embedding_distill_weight * cosine_gap
     if not torch.isfinite(loss):
         raise TrainingError(f"loss became {loss.item()} at step {run.step}")
@@ -155,7 +198,7 @@ def _train_step(run: TrainRun, opt: _Optimisation, batch_idx: list[int]) -> tupl
     torch.nn.utils.clip_grad_norm_(run.model.parameters(), config.grad_clip)
     opt.optimizer.step()
     opt.scheduler.step()
-    return float(loss.item()), distill
+    return float(loss.item()), parts
 
 
 def _stop_reason(run: TrainRun, elapsed: float, validate: Callable[[TrainRun], bool]) -> str | None:
@@ -169,13 +212,12 @@ def _stop_reason(run: TrainRun, elapsed: float, validate: Callable[[TrainRun], b
     return None
 
 
-def _record(run: TrainRun, value: float, distill: float, n: int) -> None:
-    """Count the step and its examples; log its raw and smoothed loss (and distillation gap) into the history."""
+def _record(run: TrainRun, value: float, parts: dict[str, float], n: int) -> None:
+    """Count the step and its examples; log its raw and smoothed loss (and its parts) into the history."""
     run.step += 1
     run.seen += n
     run.smoothed = value if math.isnan(run.smoothed) else 0.9 * run.smoothed + 0.1 * value
-    run.history["train"].append({"step": run.step, "loss": run.smoothed, "raw_loss": value}
-                                | ({} if math.isnan(distill) else {"distill": distill}))
+    run.history["train"].append({"step": run.step, "loss": run.smoothed, "raw_loss": value, **parts})
 
 
 def _epochs(run: TrainRun, rng: random.Random) -> Iterator[list[int]]:
@@ -197,8 +239,8 @@ def optimise(
     run.model.train()
     try:
         for batch_idx in _epochs(run, rng):
-            value, distill = _train_step(run, opt, batch_idx)
-            _record(run, value, distill, len(batch_idx))
+            value, parts = _train_step(run, opt, batch_idx)
+            _record(run, value, parts, len(batch_idx))
             elapsed = time.monotonic() - started
             if on_step is not None:
                 on_step(run.step, value)

@@ -1,4 +1,5 @@
-"""Fine-tuning of the sentiment classifier (a BERT with a 3-way head over negative/neutral/positive).
+"""Fine-tuning of the sentiment classifier (a BERT with a 3-way head over negative/neutral/positive) and, in the same
+encoder, its topic head (20 topics, :mod:`finpulse.models.topic_head`).
 
 AdamW with linear warm-up and decay, dynamic padding, length-grouped batches, a seed, a time budget and an
 epoch budget (whichever ends first; the learning-rate schedule is re-planned to end with the time budget),
@@ -6,6 +7,10 @@ gradient clipping and early stopping on a validation split carved from the train
 (``embedding_distill_weight``) a distillation term keeps the mean-pooled embedding near the frozen base
 encoder's, so that the pass that scores an article can also embed it for the recommender. The twitter-fin
 ``sent_valid.csv`` stays the test set; Financial PhraseBank is only evaluated on.
+
+With ``topic_head`` (the default), the heads are trained jointly on twitter-fin sentiment and twitter-fin topic: each
+row supervises the head it has a label for, validation scores both heads (early stopping and the best weights follow
+the mean of their macro-F1) and ``topic_valid.csv`` (and its rows unseen in train) is the topic test set.
 
 The optimisation loop is :mod:`finpulse.models.sentiment_loop`; tokenisation, batching and batched evaluation are
 :mod:`finpulse.models.sentiment_batches`.
@@ -27,13 +32,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from finpulse.contracts.records import LABELS
-from finpulse.models.data import DATASETS, Example, eval_sets, load_twitter, stratified_split
+from finpulse.contracts.records import LABELS, TOPICS
+from finpulse.models.data import DATASETS, Example, eval_sets, load_topics, load_twitter, stratified_split, topic_eval_sets
 from finpulse.models.exceptions import BaseModelNotFoundError, TrainingError
 from finpulse.models.metrics import format_report
-from finpulse.models.sentiment_batches import collate, evaluate, mean_pooled, sorted_batches, tokenize
+from finpulse.models.sentiment_batches import Task, collate, evaluate, evaluate_sets, mean_pooled, sorted_batches, tokenize
 from finpulse.models.sentiment_batches import length_grouped_batches as length_grouped_batches  # callers import it from here
-from finpulse.models.sentiment_loop import Schedule, TrainData, TrainRun, optimise
+from finpulse.models.sentiment_loop import IGNORE, Schedule, TrainData, TrainRun, optimise
 
 if TYPE_CHECKING:
     import torch
@@ -74,6 +79,20 @@ class TrainConfig:
     #: encoder's embedding close to the base model's, so the one pass that scores an article can also embed it for
     #: the recommender (the export's ``embedding`` output).
     embedding_distill_weight: float = 1.0
+    #: Train the topic head beside the sentiment head (False: the sentiment-only model, for comparison runs).
+    topic_head: bool = True
+    #: Weight of the topic head's cross-entropy in the loss (the sentiment head's weighs 1).
+    topic_loss_weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class Examples:
+    """What a run trains and tests on: sentiment examples and test sets, and the topic ones (empty: no topic head)."""
+
+    train: Sequence[Example]
+    test_sets: Mapping[str, Sequence[Example]]
+    topic_train: Sequence[Example] = ()
+    topic_test_sets: Mapping[str, Sequence[Example]] = field(default_factory=dict)
 
 
 @dataclass
@@ -147,10 +166,11 @@ def teacher_embeddings(base: str, ids: Sequence[Sequence[int]], pad_id: int, bat
 
 def _training_examples(
     config: TrainConfig, data_dir: Path | None, train_examples: Sequence[Example] | None,
-    test_sets: Mapping[str, Sequence[Example]] | None,
-) -> tuple[Sequence[Example], Mapping[str, Sequence[Example]]]:
-    """The training examples (capped at ``config.max_train_examples``) and the test sets, read from ``data_dir``
-    where not given."""
+    test_sets: Mapping[str, Sequence[Example]] | None, topic_examples: Sequence[Example] | None,
+    topic_test_sets: Mapping[str, Sequence[Example]] | None,
+) -> Examples:
+    """The training examples of both heads (each capped at ``config.max_train_examples``) and their test sets, read
+    from ``data_dir`` where not given; no topic examples when ``config.topic_head`` is off or none are at hand."""
     if train_examples is None or test_sets is None:
         if data_dir is None:
             raise TrainingError("train_sentiment needs data_dir or explicit train_examples and test_sets")
@@ -158,45 +178,70 @@ def _training_examples(
             train_examples = load_twitter(data_dir, "train")
         if test_sets is None:
             test_sets = eval_sets(data_dir)
+    if not config.topic_head:
+        topic_examples, topic_test_sets = [], {}
+    elif data_dir is not None:
+        topic_examples = topic_examples if topic_examples is not None else load_topics(data_dir, "train", seed=config.seed)
+        topic_test_sets = topic_test_sets if topic_test_sets is not None else topic_eval_sets(data_dir)
     if config.max_train_examples:
         train_examples = list(train_examples)[: config.max_train_examples]
+        topic_examples = list(topic_examples or [])[: config.max_train_examples]
     if len(train_examples) < 4:
         raise TrainingError(f"need at least 4 training examples, got {len(train_examples)}")
-    return train_examples, test_sets
+    if config.topic_head and not topic_examples:
+        logger.info("no topic examples: training the sentiment head only")
+    if not topic_examples:
+        return Examples(train_examples, test_sets)
+    return Examples(train_examples, test_sets, topic_examples, dict(topic_test_sets or {}))
 
 
-def _prepare(config: TrainConfig, train_examples: Sequence[Example]) -> TrainRun:
-    """Data preparation: the validation split, the base model, the tokenised fit split, the distillation targets
-    and the step plan."""
+def _prepare(config: TrainConfig, examples: Examples) -> TrainRun:
+    """Data preparation: the validation splits, the base model (with a topic head when there are topic examples), the
+    tokenised fit rows of both heads, the distillation targets and the step plan."""
     import torch
 
-    fit_set, val_set = stratified_split(train_examples, config.val_fraction, config.seed)
+    from finpulse.models.topic_head import attach_topic_head
+
+    fit_set, val_set = stratified_split(examples.train, config.val_fraction, config.seed)
+    topic_fit, topic_val = stratified_split(examples.topic_train, config.val_fraction, config.seed) if examples.topic_train \
+        else ([], [])
     model, tokenizer = load_base(config.base)
+    if topic_fit:
+        attach_topic_head(model, len(TOPICS))
     pad_id = tokenizer.pad_token_id or 0
-    ids = tokenize(tokenizer, [e.text for e in fit_set], config.max_length)
-    labels = torch.tensor([e.label for e in fit_set], dtype=torch.long)
+    ids = tokenize(tokenizer, [e.text for e in [*fit_set, *topic_fit]], config.max_length)
+    labels = torch.tensor([e.label for e in fit_set] + [IGNORE] * len(topic_fit), dtype=torch.long)
+    topic_labels = torch.tensor([IGNORE] * len(fit_set) + [e.label for e in topic_fit], dtype=torch.long) if topic_fit else None
     teacher: torch.Tensor | None = None
     if config.embedding_distill_weight > 0:
         teacher = teacher_embeddings(config.base, ids, pad_id, config.eval_batch_size)
         logger.info("embedding distillation from the frozen %s (weight %.2f)", config.base, config.embedding_distill_weight)
-    data = TrainData(fit_set, val_set, ids, labels, [len(x) for x in ids], pad_id, teacher)
+    data = TrainData(fit_set, val_set, ids, labels, [len(x) for x in ids], pad_id, teacher, topic_fit, topic_val, topic_labels)
     schedule = Schedule.plan(config, len(ids))
     logger.info(
-        "training %s on %d examples (val %d), %d steps/epoch, up to %d steps, time budget %s s, %d torch threads",
-        config.base, len(fit_set), len(val_set), schedule.steps_per_epoch, schedule.planned, config.time_budget_s,
-        torch.get_num_threads(),
+        "training %s on %d sentiment + %d topic examples (val %d + %d), %d steps/epoch, up to %d steps, time budget %s s, "
+        "%d torch threads", config.base, len(fit_set), len(topic_fit), len(val_set), len(topic_val),
+        schedule.steps_per_epoch, schedule.planned, config.time_budget_s, torch.get_num_threads(),
     )
     return TrainRun(config, model, tokenizer, data, schedule)
 
 
 def _validate(run: TrainRun) -> bool:
-    """Evaluate on the validation split and keep the best weights; True when early stopping says stop."""
-    config = run.config
-    report, loss = evaluate(run.model, run.tokenizer, run.data.val_set, config.max_length, config.eval_batch_size)
-    run.history["val"].append({"step": run.step, "loss": loss, "accuracy": report["accuracy"], "macro_f1": report["macro_f1"]})
-    logger.info("step %d: val loss %.4f acc %.4f macro-F1 %.4f", run.step, loss, report["accuracy"], report["macro_f1"])
-    if report["macro_f1"] > run.best["macro_f1"]:
-        run.best.update(macro_f1=report["macro_f1"], step=run.step,
+    """Evaluate both heads on their validation splits and keep the best weights (by the mean macro-F1 of the heads);
+    True when early stopping says stop."""
+    config, data = run.config, run.data
+    report, loss = evaluate(run.model, run.tokenizer, data.val_set, config.max_length, config.eval_batch_size)
+    entry = {"step": run.step, "loss": loss, "accuracy": report["accuracy"], "macro_f1": report["macro_f1"]}
+    if data.topic_val_set:
+        topic, topic_loss = evaluate(run.model, run.tokenizer, data.topic_val_set, config.max_length, config.eval_batch_size,
+                                     "topic")
+        entry |= {"topic_loss": topic_loss, "topic_accuracy": topic["accuracy"], "topic_macro_f1": topic["macro_f1"]}
+    entry["score"] = (entry["macro_f1"] + entry["topic_macro_f1"]) / 2 if data.topic_val_set else entry["macro_f1"]
+    run.history["val"].append(entry)
+    logger.info("step %d: val loss %.4f acc %.4f macro-F1 %.4f%s", run.step, loss, report["accuracy"], report["macro_f1"],
+                f"; topic acc {entry['topic_accuracy']:.4f} macro-F1 {entry['topic_macro_f1']:.4f}" if data.topic_val_set else "")
+    if entry["score"] > run.best["score"]:
+        run.best.update(score=entry["score"], step=run.step, val=entry,
                         state={k: v.detach().clone() for k, v in run.model.state_dict().items()})
         run.bad_evals = 0
         return False
@@ -210,27 +255,32 @@ def _restore_best(run: TrainRun, train_seconds: float) -> None:
         _validate(run)
     if run.best["state"] is not None:
         run.model.load_state_dict(run.best["state"])
-    logger.info("stopped after %d steps (%.1f s, %s); best val macro-F1 %.4f at step %d",
-                run.step, train_seconds, run.stop_reason, run.best["macro_f1"], run.best["step"])
+    logger.info("stopped after %d steps (%.1f s, %s); best val score %.4f at step %d",
+                run.step, train_seconds, run.stop_reason, run.best["score"], run.best["step"])
 
 
 def _save_model(run: TrainRun, out_dir: Path) -> Path:
+    from finpulse.models.topic_head import save_trained
+
     out_dir.mkdir(parents=True, exist_ok=True)
     model_dir = out_dir / MODEL_SUBDIR
     run.model.eval()
-    run.model.save_pretrained(model_dir)
-    run.tokenizer.save_pretrained(model_dir)
+    save_trained(run.model, run.tokenizer, model_dir)
     return model_dir
 
 
-def _test_reports(run: TrainRun, test_sets: Mapping[str, Sequence[Example]]) -> dict[str, Any]:
-    """Classification report (with its mean cross-entropy as ``loss``) of every test set."""
+def _test_reports(run: TrainRun, examples: Examples) -> dict[str, Any]:
+    """Classification report (with its ``task`` and its mean cross-entropy as ``loss``) of every test set of the
+    sentiment head and, with a topic head, of the topic head."""
     reports: dict[str, Any] = {}
-    for name, examples in test_sets.items():
-        report, loss = evaluate(run.model, run.tokenizer, examples, run.config.max_length, run.config.eval_batch_size)
-        report["loss"] = loss
-        reports[name] = report
-        logger.info("%s: accuracy %.4f macro-F1 %.4f", name, report["accuracy"], report["macro_f1"])
+    tasks: list[tuple[Task, Mapping[str, Sequence[Example]]]] = [("sentiment", examples.test_sets)]
+    if run.data.topic_labels is not None:
+        tasks.append(("topic", examples.topic_test_sets))
+    for task, sets in tasks:
+        evaluated = evaluate_sets(run.model, run.tokenizer, sets, run.config.max_length, run.config.eval_batch_size, task)
+        for name, (report, loss) in evaluated.items():
+            reports[name] = {**report, "loss": loss}
+            logger.info("%s (%s): accuracy %.4f macro-F1 %.4f", name, task, report["accuracy"], report["macro_f1"])
     return reports
 
 
@@ -238,21 +288,27 @@ def _metrics(run: TrainRun, reports: dict[str, Any], train_seconds: float, eval_
     """The content of ``metrics.json``."""
     import torch
 
-    config = run.config
+    config, topics = run.config, run.data.topic_labels is not None
     return {
         "config": {**asdict(config), "resolved_base": resolve_base(config.base)},
         "labels": list(LABELS),
+        "topic_head": topics,
+        "topic_labels": list(TOPICS) if topics else None,
         "max_length": config.max_length,
         "train": {
             "examples": len(run.data.fit_set),
             "val_examples": len(run.data.val_set),
+            "topic_examples": len(run.data.topic_fit_set),
+            "topic_val_examples": len(run.data.topic_val_set),
             "steps": run.step,
             "epochs_run": run.step / run.schedule.steps_per_epoch,
             "seconds": train_seconds,
             "examples_per_s": run.seen / max(train_seconds, 1e-9),
             "stop_reason": run.stop_reason,
             "best_step": run.best["step"],
-            "best_val_macro_f1": run.best["macro_f1"],
+            "best_val_score": run.best["score"],
+            "best_val_macro_f1": run.best["val"].get("macro_f1"),
+            "best_val_topic_macro_f1": run.best["val"].get("topic_macro_f1"),
             "torch_threads": torch.get_num_threads(),
             "cpu_count": os.cpu_count(),
         },
@@ -270,24 +326,28 @@ def train_sentiment(
     train_examples: Sequence[Example] | None = None,
     test_sets: Mapping[str, Sequence[Example]] | None = None,
     on_step: Callable[[int, float], None] | None = None,
+    topic_examples: Sequence[Example] | None = None,
+    topic_test_sets: Mapping[str, Sequence[Example]] | None = None,
 ) -> TrainResult:
     """Fine-tune ``config.base`` and write the model, ``metrics.json``, plots and per-class reports to ``out_dir``.
 
-    ``train_examples``/``test_sets`` default to twitter-fin train and every evaluation set under ``data_dir``.
+    ``train_examples``/``test_sets`` default to twitter-fin train and every evaluation set under ``data_dir``;
+    ``topic_examples``/``topic_test_sets`` (labels index :data:`TOPICS`) to twitter-fin topic train and its test sets
+    under ``data_dir``. Without topic examples (or with ``config.topic_head`` off) the model has no topic head.
     """
     import torch
 
-    train_examples, test_sets = _training_examples(config, data_dir, train_examples, test_sets)
+    examples = _training_examples(config, data_dir, train_examples, test_sets, topic_examples, topic_test_sets)
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     set_seed(config.seed)
     rng = random.Random(config.seed)
-    run = _prepare(config, train_examples)
+    run = _prepare(config, examples)
     train_seconds = optimise(run, rng, on_step, _validate)
     _restore_best(run, train_seconds)
     model_dir = _save_model(run, out_dir)
     eval_started = time.monotonic()
-    metrics = _metrics(run, _test_reports(run, test_sets), train_seconds, eval_started)
+    metrics = _metrics(run, _test_reports(run, examples), train_seconds, eval_started)
     write_reports(out_dir, metrics)
     return TrainResult(model_dir=model_dir, out_dir=out_dir, metrics=metrics, history=run.history)
 
@@ -302,4 +362,5 @@ def write_reports(out_dir: Path, metrics: dict[str, Any]) -> None:
     reports_dir.mkdir(exist_ok=True)
     for name, report in metrics["eval"].items():
         (reports_dir / f"{name}.txt").write_text(format_report(report, title=name), encoding="utf-8")
-        plot_confusion_matrix(report["confusion_matrix"], metrics["labels"], out_dir / f"confusion_{name}.png", title=name)
+        plot_confusion_matrix(report["confusion_matrix"], report.get("labels", metrics["labels"]),
+                              out_dir / f"confusion_{name}.png", title=name)

@@ -76,6 +76,7 @@ def default_writer_factory(settings: Settings, metrics: StreamMetrics) -> Callab
             warn_after=settings.elasticsearch.max_retries,
             on_retry=metrics.sink_retries.labels("elasticsearch").inc,
             on_bulk_seconds=metrics.es_bulk_seconds.observe,
+            max_bytes=settings.elasticsearch.bulk_max_bytes,
         )
 
     return build
@@ -93,7 +94,7 @@ def faust_app(settings: Settings) -> Any:
         app_id,
         broker=[f"kafka://{host}" for host in kafka.broker_list()],
         broker_credentials=_broker_credentials(kafka),
-        store="memory://",
+        store=f"{settings.stream.store}://",  # rocksdb: faust.stores.rocksdb over rocksdict
         datadir=str(settings.stream.data_dir / app_id),
         processing_guarantee="at_least_once",  # exactly_once needs transactions (unsupported by Tansu)
         producer_acks=-1,
@@ -105,11 +106,20 @@ def faust_app(settings: Settings) -> Any:
         consumer_auto_offset_reset="earliest",
         topic_allow_declare=True,
         topic_replication_factor=1,
-        table_standby_replicas=0,
+        table_standby_replicas=settings.stream.standby_replicas,
         web_enabled=settings.stream.web_port > 0,
         web_port=settings.stream.web_port or 6066,
         web_bind=settings.stream.web_host,
         web_in_thread=False,
+        # Faust's own views are off: /table/* reads table data (user profiles) and /router/* tells the cluster's
+        # layout, both to anyone; statistics, /graph and /performance describe the worker's insides. Routing a
+        # view request to the owner of a key (table_route) reads the assignment, not these views. What stays is
+        # finpulse's token-protected view and Faust's plain index ({"status": "OK"} at /).
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
+        web_metrics_enabled=False,
         autodiscover=False,
         # An agent that crashes (a bug, e.g. SerializationBug) takes the worker down loudly, with a
         # non-zero exit, instead of leaving a silently dead agent; uncommitted input is re-delivered.
@@ -134,7 +144,7 @@ def create_app(
     kafka = settings.kafka
     metrics = metrics or StreamMetrics()
     app = faust_app(settings)
-    changelogs = faust_fixes.install(app, kafka)
+    changelogs = faust_fixes.install(app, kafka, lambda topic: metrics.offset_resets.labels(topic).inc())
     topics = StreamTopics.declare(app, settings)
     sinks = sinks_factory or (
         lambda: build_sinks(settings, on_retry=lambda name: metrics.sink_retries.labels(name).inc())

@@ -17,11 +17,13 @@ class StreamTopics:
     news_raw: Any
     news_raw_dlq: Any
     news_scored: Any
+    news_index_dlq: Any
     observations: Any
     ticks: Any
     spike_inputs: Any
     alerts: Any
     alerts_dlq: Any
+    recommendations_index_dlq: Any
 
     @classmethod
     def declare(cls, app: Any, settings: Settings) -> StreamTopics:
@@ -39,6 +41,7 @@ class StreamTopics:
             news_raw=topic(t.NEWS_RAW),
             news_raw_dlq=topic(t.NEWS_RAW_DLQ),
             news_scored=topic(t.NEWS_SCORED),
+            news_index_dlq=topic(t.NEWS_INDEX_DLQ),
             observations=topic(t.SENTIMENT_OBSERVATIONS),
             ticks=topic(t.SENTIMENT_TICKS),
             spike_inputs=app.topic(
@@ -50,6 +53,7 @@ class StreamTopics:
             ),
             alerts=topic(t.ALERTS),
             alerts_dlq=topic(t.ALERTS_DLQ),
+            recommendations_index_dlq=topic(t.RECOMMENDATIONS_INDEX_DLQ),
         )
 
 

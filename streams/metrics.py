@@ -33,6 +33,10 @@ class StreamMetrics:
         self.alerts = Counter("finpulse_alerts", "Alerts raised or resolved", ["status"], registry=r)
         self.alert_deliveries = Counter("finpulse_alert_deliveries", "Alerts delivered per sink", ["sink"], registry=r)
         self.open_alerts = Gauge("finpulse_open_alerts", "Keys with an open spike alert", registry=r)
+        self.offset_resets = Counter(
+            "finpulse_offset_resets", "Partitions whose committed offset fell below the log start and moved up to it",
+            ["topic"], registry=r,
+        )
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
         """Expose the registry over HTTP (``port`` 0 leaves it off)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from finpulse.settings import Settings
+from finpulse.settings import Settings, check_pseudonym_key
 from finpulse.streams.app import StreamApp, create_app
 
 logger = logging.getLogger(__name__)
@@ -25,7 +25,9 @@ def prepare(settings: Settings) -> None:
 
 
 def preflight(settings: Settings) -> None:
-    """Refuse, with a named error and before any connection, settings whose models cannot work together."""
+    """Refuse, with a named error and before any connection, a guessable pseudonym key and settings whose models
+    cannot work together."""
+    check_pseudonym_key(settings.pseudonym_key)
     if settings.recommend.shared_encoder and "recommend" in settings.stream.roles:
         from finpulse.export.runtime.recommend import check_shared_pairing
 

@@ -194,7 +194,7 @@ def with_overrides(settings: Settings, **groups: dict[str, Any]) -> Settings:
 @pytest.fixture
 def pipeline_settings(stack: StackHandle, unique_name: str, tiny_sentiment_model: Path) -> Settings:
     """Settings of one test's pipeline: its own topics, group, indices and ports, the tiny trained model,
-    and a 60 s spike window."""
+    a 60 s spike window and a bearer token for the worker's recommendations view."""
     from finpulse.infra.stack.process import free_port
 
     return with_overrides(
@@ -205,6 +205,7 @@ def pipeline_settings(stack: StackHandle, unique_name: str, tiny_sentiment_model
         stream={"web_port": free_port(), "metrics_port": free_port(), "batch_wait_s": 0.05, "index_wait_s": 0.1},
         spike={"window_s": 60.0, "min_count": 5, "cooldown_s": 0.0, "alpha": 0.001, "prior_share": 0.1},
         alerts={"sinks": ["alerta", "log"]},
+        recommend={"view_token": "pipeline-view-token"},  # GET /v1/users/{id}/recommendations needs one
     )
 
 

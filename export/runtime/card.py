@@ -111,6 +111,18 @@ class ModelCard(Card):
         return tuple(self.data["labels"])
 
     @property
+    def topic_labels(self) -> tuple[str, ...] | None:
+        """The topics of the topic head, in its output order (None: a card of a model without one)."""
+        value = self.data.get("topic_labels")
+        return tuple(value) if value else None
+
+    @property
+    def topic_slugs(self) -> tuple[str, ...] | None:
+        """The short key of each topic of :attr:`topic_labels`, in the same order."""
+        value = self.data.get("topic_slugs")
+        return tuple(value) if value else None
+
+    @property
     def max_length(self) -> int:
         return int(self.data["max_length"])
 

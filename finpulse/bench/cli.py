@@ -197,6 +197,8 @@ def sentiment(
     texts: int = typer.Option(256, "--texts", min=8, help="Real headlines (twitter-fin valid) per measurement."),
     repeats: int = typer.Option(5, "--repeats", min=1),
     threads: int = typer.Option(0, "--threads", min=0, help="Threads for torch and onnxruntime (0 = all cores)."),
+    head_cost: bool = typer.Option(False, "--head-cost", help="Also export the model without its topic head and "
+                                   "measure what the head costs the int8 graph's throughput."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object on stdout instead of the table."),
 ) -> None:
     """Sequences/s of torch fp32, ORT fp32 and ORT int8 (worker settings, and spinning) at batch 1/8/32, same run."""
@@ -210,8 +212,10 @@ def sentiment(
     if not (model_dir / "config.json").is_file():
         raise ArtefactMissingError(f"no trained model at {model_dir}: run `finpulse model build sentiment`")
     headlines = [e.text for e in load_twitter(settings.data_dir, "valid")][:texts]
-    report = run_bench(model_dir, settings.sentiment_path(), settings, headlines, repeats=repeats, threads=threads or None)
-    json_path, png_path = write_bench(report, settings.artifacts_dir / "sentiment" / "bench")
+    bench_dir = settings.artifacts_dir / "sentiment" / "bench"
+    report = run_bench(model_dir, settings.sentiment_path(), settings, headlines, repeats=repeats, threads=threads or None,
+                       head_cost_dir=bench_dir / "no-topic-head" if head_cost else None)
+    json_path, png_path = write_bench(report, bench_dir)
     if as_json:
         typer.echo(json.dumps({**report, "files": {"json": str(json_path), "png": str(png_path)}}, default=str))
         return
@@ -231,7 +235,40 @@ def sentiment(
         table.add_row(str(b), *(f"{by[(k, b)]:.1f}" for k in BACKENDS),
                       *(f"{report['ratios'][f'{k}/torch-fp32'][str(b)]:.2f}x" for k in ("ort-int8", "ort-int8-spin")))
     Console(width=120).print(table)
+    if head_cost:
+        typer.echo("topic head cost (int8, share of throughput): " + ", ".join(
+            f"batch {b} {cost:+.1%}" for b, cost in report["head_cost"]["throughput_cost"].items()))
     typer.echo(f"bench: {json_path} {png_path}")
+
+
+@bench_app.command("recovery")
+def recovery(
+    ctx: typer.Context,
+    keys: str = typer.Option("10000,100000", help="Table sizes (spike-state entries), comma-separated."),
+    stores: str = typer.Option("memory,rocksdb", help="Table stores to compare, comma-separated."),
+    start_stack: bool = typer.Option(True, help="Start the embedded stack (stopped at the end if this run started it)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object on stdout instead of the table."),
+) -> None:
+    """Seconds a worker takes to restore its tables after a restart: memory against RocksDB, per table size."""
+    from finpulse.bench.recovery import lines, report, run_recovery_bench
+    from finpulse.context import settings_of
+    from finpulse.settings import load_settings
+
+    settings = settings_of(ctx)
+    stop_stack: Callable[[], object] | None = None
+    if start_stack:
+        from finpulse.infra.stack.manager import Stack
+
+        manager = Stack(settings.stack)
+        if all(status.action == "started" for status in manager.up()):
+            stop_stack = manager.down
+        settings = load_settings(manager.env_file)
+    try:
+        runs = run_recovery_bench(settings, _ints(keys), [s.strip() for s in stores.split(",") if s.strip()])
+    finally:
+        if stop_stack is not None:
+            stop_stack()
+    _emit(as_json, report(runs), lines(runs))
 
 
 def register(app: typer.Typer) -> None:

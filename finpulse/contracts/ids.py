@@ -16,6 +16,8 @@ def canonical_url(url: str) -> str:
     if host.startswith("www."):
         host = host[4:]
     port = parts.port
+    if ":" in host:  # an IPv6 address keeps its brackets, or the result would not parse again
+        host = f"[{host}]"
     netloc = host if port is None or (scheme, port) in {("http", 80), ("https", 443)} else f"{host}:{port}"
     query = sorted(
         (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not k.lower().startswith(_TRACKING_PREFIXES)

@@ -6,7 +6,7 @@ refuse records from a future producer instead of misreading them.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -14,10 +14,36 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 SentimentLabel = Literal["negative", "neutral", "positive"]
 LABELS: tuple[SentimentLabel, ...] = ("negative", "neutral", "positive")
 MARKET_KEY = "market"
+#: The topics of twitter-financial-news-topic in its label order (label i is ``TOPICS[i]``): what the sentiment
+#: model's topic head predicts.
+TOPICS: tuple[str, ...] = (
+    "Analyst Update", "Fed | Central Banks", "Company | Product News", "Treasuries | Corporate Debt", "Dividend",
+    "Earnings", "Energy | Oil", "Financials", "Currencies", "General News | Opinion", "Gold | Metals | Materials", "IPO",
+    "Legal | Regulation", "M&A | Investments", "Macro", "Markets", "Politics", "Personnel Change", "Stock Commentary",
+    "Stock Movement",
+)
+#: A short key per topic, in the order of :data:`TOPICS`: what records, index fields and spike keys carry.
+TOPIC_SLUGS: tuple[str, ...] = (
+    "analyst-update", "fed-central-banks", "company-product-news", "treasuries-corporate-debt", "dividend",
+    "earnings", "energy-oil", "financials", "currencies", "general-news-opinion", "gold-metals-materials", "ipo",
+    "legal-regulation", "m-and-a-investments", "macro", "markets", "politics", "personnel-change", "stock-commentary",
+    "stock-movement",
+)
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def clamp_published(when: datetime, reference: datetime, max_age: timedelta, max_ahead: timedelta) -> datetime:
+    """``when`` (a publication time) moved into [``reference`` - ``max_age``, ``reference`` + ``max_ahead``].
+
+    Feeds carry placeholder and mistyped dates (1970, 2099); taken as they are, they would pick a monthly index of
+    their own or outrank every fresh article by date. The record keeps the date its source gave; readers clamp it
+    against a reference that does not change when the record is read again (when it was written), so a re-delivered
+    record lands where it landed the first time.
+    """
+    return min(max(when, reference - max_age), reference + max_ahead)
 
 
 class Record(BaseModel):
@@ -104,7 +130,13 @@ class Headline(Record):
 
 
 class SpikeAlert(Record):
-    """A raised or resolved negative-sentiment spike (topic ``alerts``)."""
+    """A raised or resolved negative-sentiment spike (topic ``alerts``).
+
+    A resolve's own fields describe the window it was decided on; ``raised`` is the raise it closes, as it was
+    sent (so the closed alert keeps the evidence that triggered it); ``resolved_by`` says why (``share``: a window
+    of at least ``min_count`` articles came back under the threshold; ``quiet``: no window held enough articles
+    for ``quiet_timeout_s``). The three are optional, so the resolves written before them still read.
+    """
 
     schema_version: Literal[1] = 1
     key: str  # a ticker, or "market" for the global series
@@ -119,6 +151,9 @@ class SpikeAlert(Record):
     severity: Literal["critical", "major", "minor", "warning", "normal"]
     headlines: list[Headline] = Field(default_factory=list)
     created_at: datetime = Field(default_factory=utcnow)
+    raised: SpikeAlert | None = None
+    resolved_by: Literal["share", "quiet"] | None = None
+    quiet_timeout_s: float | None = None
 
     @property
     def alert_id(self) -> str:
@@ -147,8 +182,8 @@ class SpikeTick(Record):
     """A clock tick for one key (topic ``sentiment.ticks``, keyed like the observations).
 
     The worker's timer sends one for every raised key whose window has ended, so a key that goes
-    quiet after a spike still closes its window and resolves; the spike agent handles it inside
-    stream iteration, where its table can be written. ``expired`` lists article ids of the key whose
+    quiet after a spike still closes its windows and, after the quiet timeout, resolves; the spike
+    agent handles it inside stream iteration, where its table can be written. ``expired`` lists article ids of the key whose
     de-duplication entries fell out of the recent windows and are to be deleted.
     """
 

@@ -33,11 +33,13 @@ class TopicSpec:
 NEWS_RAW = "news.raw"
 NEWS_RAW_DLQ = "news.raw.dlq"
 NEWS_SCORED = "news.scored"
+NEWS_INDEX_DLQ = "news.index.dlq"
 ALERTS = "alerts"
 ALERTS_DLQ = "alerts.dlq"
 CLICKS = "clicks"
 CLICKS_DLQ = "clicks.dlq"
 RECOMMENDATIONS = "recommendations"
+RECOMMENDATIONS_INDEX_DLQ = "recommendations.index.dlq"
 SENTIMENT_OBSERVATIONS = "sentiment.observations"
 SENTIMENT_TICKS = "sentiment.ticks"
 
@@ -45,6 +47,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(NEWS_RAW, 4, description="Articles as scraped or replayed (NewsArticle JSON), keyed by article id."),
     TopicSpec(NEWS_RAW_DLQ, 1, retention_ms=30 * DAY_MS, description="Raw news records that failed validation, with reason."),
     TopicSpec(NEWS_SCORED, 4, description="Articles with sentiment (ScoredArticle JSON), keyed by article id."),
+    TopicSpec(NEWS_INDEX_DLQ, 1, retention_ms=30 * DAY_MS,
+              description="Scored articles Elasticsearch refused for good, with the status and reason."),
     TopicSpec(
         SENTIMENT_OBSERVATIONS, 4, retention_ms=2 * DAY_MS,
         description="One record per (scored article, ticker or market), keyed by ticker: feeds the spike detector.",
@@ -58,6 +62,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(CLICKS, 4, description="Impression and click events, keyed by user id."),
     TopicSpec(CLICKS_DLQ, 1, retention_ms=30 * DAY_MS, description="Click events that failed validation."),
     TopicSpec(RECOMMENDATIONS, 4, description="Top-K recommendations per user, keyed by user id."),
+    TopicSpec(RECOMMENDATIONS_INDEX_DLQ, 1, retention_ms=30 * DAY_MS,
+              description="Recommendation lists Elasticsearch refused a document of for good, with the status and reason."),
 )
 
 

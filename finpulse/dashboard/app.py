@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from finpulse.dashboard.exceptions import DashboardError
 from finpulse.dashboard.recommendations import flatten_recommendations, recommendations_index
-from finpulse.settings import Settings
+from finpulse.settings import Settings, check_pseudonym_key
 
 if TYPE_CHECKING:
     import uvicorn
@@ -258,6 +258,7 @@ def _server(settings: Settings) -> uvicorn.Server:
 
 def run_dashboard(settings: Settings, host: str = "127.0.0.1", port: int = 8050) -> None:
     """Serve the page in this process until interrupted (``finpulse dashboard``)."""
+    check_pseudonym_key(settings.pseudonym_key)
     sock = _bind(host, port)
     logger.info("dashboard on http://%s:%d/ (Elasticsearch %s, Alerta %s)", host, sock.getsockname()[1],
                 settings.elasticsearch.url, settings.alerta.endpoint)
@@ -286,6 +287,7 @@ def serve_dashboard(settings: Settings, port: int = 0, host: str = "127.0.0.1", 
 
     ``handle.url`` is the page, ``handle.stop()`` stops it. Used by ``finpulse demo`` and the tests.
     """
+    check_pseudonym_key(settings.pseudonym_key)
     sock = _bind(host, port)
     bound = int(sock.getsockname()[1])
     server = _server(settings)

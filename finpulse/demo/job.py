@@ -179,6 +179,8 @@ def _with_clicks_api(settings: Settings) -> tuple[Settings, str]:
     token = configured.get_secret_value() if configured is not None else secrets.token_urlsafe(24)
     data = settings.model_dump()
     data["recommend"].update(api_token=token, api_port=free_port(settings.recommend.api_host))
+    if settings.recommend.view_token is None:  # the readers ask the worker's view for their feeds
+        data["recommend"]["view_token"] = secrets.token_urlsafe(24)
     return Settings.model_validate(data), token
 
 

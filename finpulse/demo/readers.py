@@ -94,8 +94,9 @@ def run_readers(settings: Settings, token: str, seconds: float, rate: float, see
     logger.info("readers sent %d pages, %d clicks (%d events refused)", stats.pages, stats.clicks, stats.rejected)
     time.sleep(settings.recommend.debounce_s + 2.0)  # the last clicks reach the profiles
     web = f"http://{settings.stream.web_host}:{settings.stream.web_port}"
+    view_token = settings.recommend.view_token.get_secret_value() if settings.recommend.view_token else ""
     feeds = []
-    with httpx.Client(base_url=web, timeout=10) as client:
+    with httpx.Client(base_url=web, timeout=10, headers={"Authorization": f"Bearer {view_token}"}) as client:
         for user in simulator.users:
             response = client.get(f"/v1/users/{user.user_id}/recommendations")
             if response.status_code == 404:  # no event of this reader reached the worker

@@ -28,7 +28,7 @@ _ALERTA_ENV_KEYS = ("DATABASE_URL", "DATABASE_NAME", "AUTH_REQUIRED", "ADMIN_USE
                     "BASE_URL", "AUTH_PROVIDER", "PLUGINS", "MONGO_URI", "MONGODB_URI", "MONGOHQ_URL", "MONGOLAB_URI")
 
 
-def _secret_file(path: Path, nbytes: int) -> str:
+def secret_file(path: Path, nbytes: int) -> str:
     """The secret in ``path``, created (0600) on first use."""
     if path.is_file():
         value = path.read_text().strip()
@@ -60,7 +60,7 @@ class AlertaServer(Server):
         return self.data_dir / "api_key"
 
     def api_key(self) -> str:
-        return _secret_file(self.key_file, 30)
+        return secret_file(self.key_file, 30)
 
     def prepare(self) -> None:
         for module, package in (("alerta.app", "alerta-server"), ("gunicorn", "gunicorn"), ("psycopg2", "psycopg2-binary")):
@@ -70,7 +70,7 @@ class AlertaServer(Server):
                 raise BinaryNotFoundError(self.name, f"the {module} module", f"pip install {package}") from None
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir.chmod(0o700)
-        secret_key = _secret_file(self.data_dir / "secret_key", 32)
+        secret_key = secret_file(self.data_dir / "secret_key", 32)
         config = {
             "DEBUG": False,
             "DATABASE_URL": self.postgres.url(),

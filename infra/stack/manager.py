@@ -1,8 +1,9 @@
 """Starts, checks and stops the embedded stack: Elasticsearch API (osmem), Kafka (Tansu), PostgreSQL, Alerta.
 
 ``up`` is idempotent: a server whose pid file names a live, healthy process is kept. A failed ``up``
-stops every server it started before raising. ``up`` writes ``<state_dir>/stack.env`` with the
-``FINPULSE_`` settings that point finpulse at the servers.
+stops every server it started before raising. ``up`` writes ``<state_dir>/stack.env`` (mode 0600) with the
+``FINPULSE_`` settings that point finpulse at the servers, and a random pseudonym key made once per state dir
+(``<state_dir>/pseudonym_key``): the worker, the clicks API and the dashboard refuse the default one.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 import psutil
 
 from finpulse.infra.stack import process
-from finpulse.infra.stack.alerta import AlertaServer
+from finpulse.infra.stack.alerta import AlertaServer, secret_file
 from finpulse.infra.stack.base import Server
 from finpulse.infra.stack.elasticsearch import ElasticsearchServer
 from finpulse.infra.stack.exceptions import PortInUseError, UnknownServerError
@@ -30,6 +31,8 @@ from finpulse.settings import StackSettings
 logger = logging.getLogger(__name__)
 
 ENV_FILE_NAME = "stack.env"
+#: The random pseudonym key of this state dir (mode 0600), kept across ups so that pseudonyms stay stable.
+PSEUDONYM_KEY_FILE = "pseudonym_key"
 
 
 @dataclass(frozen=True)
@@ -217,9 +220,15 @@ class Stack:
         return ServerStatus(server.name, record.host, record.port, record.pid, True, healthy, action,
                             record.startup_s, server.log_file, detail or "")
 
+    def pseudonym_key(self) -> str:
+        """This state dir's random pseudonym key, made on first use."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        return secret_file(self.state_dir / PSEUDONYM_KEY_FILE, 32)
+
     def env_values(self) -> dict[str, str]:
-        """The FINPULSE_ settings that point finpulse at this stack."""
+        """The FINPULSE_ settings that point finpulse at this stack, with its random pseudonym key."""
         return {
+            "FINPULSE_PSEUDONYM_KEY": self.pseudonym_key(),
             "FINPULSE_KAFKA__BOOTSTRAP_SERVERS": self.kafka.url(),
             "FINPULSE_ELASTICSEARCH__URL": self.elasticsearch.url(),
             "FINPULSE_ELASTICSEARCH__COMPAT_JSON": "true",

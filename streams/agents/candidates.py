@@ -85,7 +85,7 @@ class CandidateAgent:
 
     async def _embed(self, articles: list[tuple[Any, ScoredArticle]]) -> Embedded:
         """Each article's unit embedding: carried, or computed in one encoder call for the batch's others."""
-        from finpulse.streams.agents.index import news_index
+        from finpulse.streams.agents.index import news_index, sane_published
         from finpulse.streams.sinks.es_vectors import VectorUpdate
 
         model = self.parts.service.model
@@ -101,17 +101,20 @@ class CandidateAgent:
         now, j, out = time.time(), 0, Embedded()
         prefix = self.parts.settings.elasticsearch.index_prefix
         for (event, article), ok in zip(articles, carried, strict=True):
+            # the same clamped date as the index agent's: the same monthly index, and no article dated in the
+            # future stays the freshest candidate
+            published = sane_published(article, event, self.parts.settings.stream)
             if ok:
                 vector = np.asarray(article.embedding, np.float32)
             elif model.encoder is not None:
                 vector = computed[j]
                 j += 1
-                out.updates.append(VectorUpdate(news_index(prefix, article.published_at or article.fetched_at),
-                                                article.id, rounded_rows(vector[None])[0], now))
+                out.updates.append(VectorUpdate(news_index(prefix, published), article.id,
+                                                rounded_rows(vector[None])[0], now))
             else:
                 self.parts.metrics.duplicates.labels("recommend.no_embedding").inc()
                 continue
-            when = (article.published_at or article.fetched_at).timestamp()
+            when = published.timestamp()
             if now - when <= self.parts.settings.recommend.freshness_window_s:
                 out.fresh.append((event, article, when))
                 out.embeddings.append(vector)

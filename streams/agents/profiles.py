@@ -25,21 +25,26 @@ class Profile:
     vector: list[float] | None = None
     clicks: int = 0
     impressions: int = 0
-    updated_at: float = 0.0
+    updated_at: float = 0.0  # the last click or impression (the profile expires when idle for long)
+    partition: int | None = None  # the table partition the profile lives in (where its deletion must go)
 
     @classmethod
     def load(cls, user_id: str, value: dict[str, Any] | None) -> Profile:
         if value is None:
             return cls(user_id)
+        partition = value.get("p")
         return cls(
             user_id, list(value.get("clicked", [])), value.get("vector"), int(value.get("clicks", 0)),
             int(value.get("impressions", 0)), float(value.get("updated_at", 0.0)),
+            None if partition is None else int(partition),
         )
 
-    def dump(self) -> dict[str, Any]:
+    def dump(self, partition: int | None = None) -> dict[str, Any]:
+        """The table value; ``partition`` is the one the write goes to (default: the profile's own)."""
         return {
             "clicked": self.clicked, "vector": self.vector, "clicks": self.clicks,
             "impressions": self.impressions, "updated_at": self.updated_at,
+            "p": self.partition if partition is None else partition,
         }
 
     def user_vector(self) -> np.ndarray | None:
@@ -74,5 +79,5 @@ def update_profile(
             vector = rounded_rows(tower.encode(vectors, found)[None], VECTOR_DECIMALS)[0]
     return Profile(
         profile.user_id, history, vector, profile.clicks + len(clicked), profile.impressions + impressions,
-        now if (clicked or impressions) else profile.updated_at,
+        now if (clicked or impressions) else profile.updated_at, profile.partition,
     )

@@ -25,6 +25,7 @@ tables and topics); each agent family has its own module: :mod:`.candidates`, :m
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ from finpulse.settings import Settings
 from finpulse.streams.agents.profiles import Profile
 from finpulse.streams.channels import StreamTopics
 from finpulse.streams.metrics import StreamMetrics
+from finpulse.streams.retention import BoundedTable
 from finpulse.streams.sinks.bulk import BulkWriter, Doc
 
 logger = logging.getLogger(__name__)
@@ -86,8 +88,28 @@ class RecommendService:
     pool: CandidatePool | None = None
     ensure_pool: Callable[[], None] = lambda: None
     vector_store: Any = None
-    last_emit: dict[str, float] = field(default_factory=dict)
+    last_emit: OrderedDict[str, float] = field(default_factory=OrderedDict)  # user → last feed sent (epoch), oldest first
     pending: dict[str, float] = field(default_factory=dict)  # user → trigger received at (epoch)
+
+    def note_emit(self, user_id: str, now: float) -> None:
+        """Record a feed sent to ``user_id``. Entries past the debounce hold nothing back and go, and the oldest
+        go while more than ``max_profiles`` users are tracked."""
+        emits, r = self.last_emit, self.settings.recommend
+        emits[user_id] = now
+        emits.move_to_end(user_id)
+        while emits:
+            _, sent = next(iter(emits.items()))
+            if len(emits) <= r.max_profiles and now - sent < r.debounce_s:
+                break
+            emits.popitem(last=False)
+
+    def defer(self, user_id: str, trigger: float) -> bool:
+        """Hold ``user_id``'s feed until its debounce has passed; False (send it at once) when ``max_profiles``
+        other users already wait."""
+        if user_id not in self.pending and len(self.pending) >= self.settings.recommend.max_profiles:
+            return False
+        self.pending[user_id] = min(self.pending.get(user_id, trigger), trigger)
+        return True
 
     @property
     def model(self) -> RecommendModel:
@@ -157,6 +179,7 @@ class RecommendParts:
     candidates: Any  # GlobalTable: article id → packed vector and metadata
     profiles: Any  # Table: user id (UTF-8 bytes) → Profile dict
     executor: ThreadPoolExecutor
+    profile_bounds: BoundedTable  # idle profiles expire, the least recently active go over the cap
 
     @classmethod
     def build(cls, app: Any, topics: StreamTopics, settings: Settings, metrics: StreamMetrics,
@@ -181,9 +204,14 @@ class RecommendParts:
             PROFILES_TABLE, default=None, key_type=bytes, partitions=clicks.partitions,
             help="user id (UTF-8) → recent clicks and user vector",
         )
+        bounds = BoundedTable(
+            profiles, clicks.get_topic_name(), clicks.partitions, idle_s=settings.recommend.profile_idle_s,
+            max_count=settings.recommend.max_profiles, last_used=lambda value: float(value.get("updated_at", 0.0)),
+            partition_of=lambda _key, value: value.get("p"),
+        )
         parts = cls(app, topics, settings, metrics, writer_factory, service, clicks, topic(t.CLICKS_DLQ),
                     topic(t.RECOMMENDATIONS), candidates, profiles,
-                    ThreadPoolExecutor(max_workers=1, thread_name_prefix="finpulse-recommend"))
+                    ThreadPoolExecutor(max_workers=1, thread_name_prefix="finpulse-recommend"), bounds)
         service.ensure_pool = parts.ensure_pool
         return parts
 

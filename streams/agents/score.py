@@ -3,7 +3,8 @@
 Bad records go to ``news.raw.dlq`` with their raw bytes and a reason. Article ids already seen (within
 the TTL) are dropped; a *re-delivery* of the very same message (same partition and offset, after a
 crash before the offset was committed) is scored again, because its output may never have been sent:
-downstream writes are idempotent by article id, so this costs nothing but time.
+downstream writes are idempotent by article id, so this costs nothing but time. Seen ids past the TTL, and the
+oldest over ``stream.dedup_max_ids``, are deleted from the table (:mod:`~finpulse.streams.retention`).
 
 A scored batch's records are produced and acknowledged in the background (:class:`OrderedFinisher`)
 while the next batch is in the model; its offsets are acknowledged only once Kafka has acknowledged
@@ -26,6 +27,7 @@ from finpulse.settings import Settings
 from finpulse.streams.agents.finishing import OrderedFinisher
 from finpulse.streams.channels import StreamTopics, batches, in_event
 from finpulse.streams.metrics import StreamMetrics
+from finpulse.streams.retention import BoundedTable
 
 logger = logging.getLogger(__name__)
 
@@ -96,12 +98,17 @@ def observations(scored: ScoredArticle, negative_threshold: float) -> list[Senti
 
 
 class Deduplicator:
-    """Seen article ids in a Faust table: value = [partition, offset, first_seen_epoch]."""
+    """Seen article ids in a Faust table: value = [partition, offset, first_seen_epoch].
 
-    def __init__(self, table: Any, ttl_s: float, clock: Callable[[], float] = time.time) -> None:
+    ``bounds`` (the worker's) counts the ids added, so a table over its cap is swept at once.
+    """
+
+    def __init__(self, table: Any, ttl_s: float, clock: Callable[[], float] = time.time,
+                 bounds: BoundedTable | None = None) -> None:
         self._table = table
         self._ttl_s = ttl_s
         self._clock = clock
+        self._bounds = bounds
 
     def is_duplicate(self, event: Any, article_id: str) -> bool:
         now = self._clock()
@@ -114,7 +121,19 @@ class Deduplicator:
                 return True
         with in_event(event):
             self._table[article_id] = [message.partition, message.offset, now]
+        if seen is None and self._bounds is not None:
+            self._bounds.added(now)
         return False
+
+
+def seen_bounds(table: Any, topics: StreamTopics, settings: Settings) -> BoundedTable:
+    """The seen ids expire once the TTL no longer counts them as duplicates; the oldest go first over the cap."""
+    stream = settings.stream
+    return BoundedTable(
+        table, topics.news_raw.get_topic_name(), topics.news_raw.partitions, idle_s=stream.dedup_ttl_s,
+        max_count=stream.dedup_max_ids, last_used=lambda value: float(value[2]),
+        partition_of=lambda _key, value: int(value[0]),
+    )
 
 
 def register(
@@ -124,28 +143,33 @@ def register(
     metrics: StreamMetrics,
     scorer_factory: Callable[[], Scorer],
 ) -> None:
-    """Add the scoring agent and its de-duplication table to ``app``."""
+    """Add the scoring agent, its de-duplication table and the table's expiry timer to ``app``."""
     seen = app.Table(
         "seen-articles", default=None, partitions=topics.news_raw.partitions, help="article id → first sighting"
     )
-    agent = ScoreAgent(topics, settings, metrics, scorer_factory, seen)
+    bounds = seen_bounds(seen, topics, settings)
+    agent = ScoreAgent(topics, settings, metrics, scorer_factory, seen, bounds)
     app.agent(topics.news_raw, name="finpulse.score")(agent.run)
+
+    @app.timer(interval=settings.stream.sweep_interval_s)
+    async def expire_seen_articles() -> None:
+        bounds.expire(time.time())
 
 
 class ScoreAgent:
     """Decode, de-duplicate and score micro-batches; produce their records while the next batch is in the model."""
 
     def __init__(self, topics: StreamTopics, settings: Settings, metrics: StreamMetrics,
-                 scorer_factory: Callable[[], Scorer], seen: Any) -> None:
+                 scorer_factory: Callable[[], Scorer], seen: Any, bounds: BoundedTable | None = None) -> None:
         self.topics, self.settings, self.metrics = topics, settings, metrics
-        self.scorer_factory, self.seen = scorer_factory, seen
+        self.scorer_factory, self.seen, self.bounds = scorer_factory, seen, bounds
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="finpulse-score")
 
     async def run(self, stream: Any) -> None:
         scorer = self.scorer_factory()
         logger.info("scoring with model %s", scorer.model_version)
         stream_settings, metrics = self.settings.stream, self.metrics
-        dedup = Deduplicator(self.seen, stream_settings.dedup_ttl_s)
+        dedup = Deduplicator(self.seen, stream_settings.dedup_ttl_s, bounds=self.bounds)
         loop = asyncio.get_running_loop()
         # While one batch's records are produced and acknowledged in the background, the next is in the model.
         async with batches(stream, stream_settings.batch_size, stream_settings.batch_wait_s) as taken, \

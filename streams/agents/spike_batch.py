@@ -29,11 +29,6 @@ class Counted:
     before: SpikeEntry
     update: Update
 
-    @property
-    def evidence(self) -> list[dict[str, Any]]:
-        """The headlines an alert raised by this observation may carry (old and new window's)."""
-        return self.before.evidence + self.update.entry.evidence
-
 
 class SpikeBatch:
     """Entries changed by one batch, each written once by :meth:`flush` into the partition of its last event."""
@@ -45,6 +40,7 @@ class SpikeBatch:
         self._top_n = top_n
         self._entries: dict[str, tuple[SpikeEntry, Any]] = {}  # key → (entry, event whose partition it goes to)
         self._ids: dict[tuple[str, str], tuple[float, Any]] = {}  # (key, article id) → (window, event)
+        self.new_keys = 0  # keys this batch created (the table's bound counts them)
 
     def entry(self, key: str) -> SpikeEntry | None:
         """The key's entry as this batch left it; None when neither the batch nor the table has one."""
@@ -60,17 +56,22 @@ class SpikeBatch:
         """Count ``obs`` into its key's entry; None when the article was already counted for the key."""
         if (obs.key, obs.article_id) in self._ids:
             return None
-        before = self.entry(obs.key) or SpikeEntry(self._detector.new_state(obs.key))
+        existing = self.entry(obs.key)
+        before = existing or SpikeEntry(self._detector.new_state(obs.key))
         updated = update(before, obs, self._detector, self._top_n, self._counted, now=now)
         if updated is None:
             return None
+        if existing is None:
+            self.new_keys += 1
         self.put(obs.key, updated.entry, event)
         self._ids[(obs.key, obs.article_id)] = (updated.window_start, event)
         return Counted(before, updated)
 
     def flush(self, table: MutableMapping[str, Any]) -> tuple[int, int]:
-        """Write every changed entry, then every counted id; returns (entries, ids) written."""
+        """Write every changed entry (with the partition it goes to), then every counted id; returns (entries, ids)
+        written."""
         for key, (entry, event) in self._entries.items():
+            entry.partition = event.message.partition
             with in_event(event):
                 table[key] = entry.dump()
         for (key, article_id), (window, event) in self._ids.items():

@@ -10,25 +10,35 @@ before the counted id: a crash in between re-sends the alert (Alerta de-duplicat
 losing it. The agent takes its input in micro-batches (:class:`~finpulse.streams.agents.spike_batch.SpikeBatch`):
 each key's entry is read once, counts the batch's observations in arrival order, and is written once
 at the end of the batch, after every alert of the batch was acknowledged.
+
+Any text can be a cashtag (up to 64 per article), so the table is bounded (:mod:`~finpulse.streams.retention`):
+a key idle for ``spike.idle_expiry_s`` goes, and over ``spike.max_keys`` the least recently seen go first, each
+with its counted ids, deleted through the tables in the key's own partition; raised keys stay until they resolve,
+and the ``market`` key stays.
+Expiry waits for the batch in progress (``SpikeAgent.lock``), whose entries live in memory until it is written.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from finpulse.contracts.codecs import Err, decode
 from finpulse.contracts.exceptions import SerializationBug
-from finpulse.contracts.records import Headline, SentimentObservation, SpikeTick
+from finpulse.contracts.records import MARKET_KEY, SentimentObservation, SpikeAlert, SpikeTick
 from finpulse.settings import Settings
 from finpulse.streams.agents.spike_batch import SpikeBatch
 from finpulse.streams.channels import StreamTopics, batches, in_event
 from finpulse.streams.detect.counted import CountedIds
-from finpulse.streams.detect.entry import SpikeEntry
+from finpulse.streams.detect.entry import SpikeEntry, alerts_of
 from finpulse.streams.detect.spikes import SpikeDetector
 from finpulse.streams.metrics import StreamMetrics
+from finpulse.streams.retention import BoundedTable
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +56,11 @@ def register(app: Any, topics: StreamTopics, settings: Settings, metrics: Stream
     async def tick_raised_keys() -> None:
         await agent.tick_quiet_keys()
 
+    @app.timer(interval=settings.stream.sweep_interval_s)
+    async def expire_idle_keys() -> None:
+        async with agent.lock:
+            agent.bounds.expire(time.time())
+
     if settings.stream.web_port:
         _register_view(app, agent.table, agent.counted, agent.detector)
     return agent.table
@@ -61,12 +76,24 @@ class SpikeAgent:
         self.detector = SpikeDetector(settings.spike)
         self.top_n = settings.alerts.top_headlines
         self.ticks_topic = topics.ticks.get_topic_name()
+        # A batch holds its keys' entries across awaits (alert sends), so expiry waits for the batch to be written.
+        self.lock = asyncio.Lock()
+        spike = settings.spike
+        self.bounds = BoundedTable(
+            self.table, topics.observations.get_topic_name(), topics.observations.partitions,
+            idle_s=spike.idle_expiry_s, max_count=spike.max_keys, last_used=lambda v: float(v.get("last_seen", 0.0)),
+            partition_of=lambda _key, v: v.get("p"), keep=_kept, after_delete=self.forget_counted,
+        )
 
-    async def emit(self, decisions: list[Any], evidence: list[dict[str, Any]]) -> None:
-        for decision in decisions:
-            headlines = [Headline.model_validate(h) for h in evidence] if decision.status == "raise" else []
-            unique = sorted({h.id: h for h in headlines}.values(), key=lambda h: -h.negative_score)
-            alert = decision.to_alert(unique[: self.top_n])
+    def forget_counted(self, by_partition: Mapping[int, list[str]]) -> None:
+        """Delete the counted article ids of deleted keys (in the keys' partitions)."""
+        partition_of = {key: partition for partition, keys in by_partition.items() for key in keys}
+        for key, article_ids in self.counted.ids_of(set(partition_of)).items():
+            with self.bounds.deleting(partition_of[key]):
+                self.counted.discard(key, article_ids, keep_after=math.inf)
+
+    async def emit(self, alerts: list[SpikeAlert]) -> None:
+        for alert in alerts:
             delivery = await self.topics.alerts.send(key=alert.key.encode(), value=alert.to_bytes())
             await delivery  # acknowledged by Kafka before the state that produced it is stored
             self.metrics.alerts.labels(alert.status).inc()
@@ -75,14 +102,20 @@ class SpikeAgent:
         stream_settings = self.settings.stream
         async with batches(stream, stream_settings.batch_size, stream_settings.batch_wait_s) as taken:
             async for events in taken:
-                self.metrics.events_in.labels(AGENT).inc(len(events))
-                batch = SpikeBatch(self.table, self.counted, self.detector, self.top_n)
-                for event in events:
-                    if event.message.topic == self.ticks_topic:
-                        await self.on_tick(event, batch)
-                    else:
-                        await self.on_observation(event, batch)
-                batch.flush(self.table)  # every alert of the batch was acknowledged by Kafka before its state is written
+                async with self.lock:
+                    await self.on_batch(events)
+
+    async def on_batch(self, events: list[Any]) -> None:
+        self.metrics.events_in.labels(AGENT).inc(len(events))
+        batch = SpikeBatch(self.table, self.counted, self.detector, self.top_n)
+        for event in events:
+            if event.message.topic == self.ticks_topic:
+                await self.on_tick(event, batch)
+            else:
+                await self.on_observation(event, batch)
+        batch.flush(self.table)  # every alert of the batch was acknowledged by Kafka before its state is written
+        if batch.new_keys:
+            self.bounds.added(time.time(), batch.new_keys)
 
     async def on_observation(self, event: Any, batch: SpikeBatch) -> None:
         result = decode(event.value, SentimentObservation, MAX_OBSERVATION_BYTES)
@@ -92,7 +125,7 @@ class SpikeAgent:
         if done is None:
             self.metrics.duplicates.labels(AGENT).inc()
             return
-        await self.emit(done.update.decisions, done.evidence)
+        await self.emit(done.update.alerts)
         self.metrics.events_out.labels(AGENT).inc()
 
     async def on_tick(self, event: Any, batch: SpikeBatch) -> None:
@@ -112,12 +145,13 @@ class SpikeAgent:
         now = tick.now.timestamp()
         if not entry.quiet(now, detector.settings.window_s):
             return
-        state, decisions = detector.advance(entry.state, max(now, (entry.state.window_start or 0.0) + detector.settings.window_s))
+        state, decisions = detector.advance(entry.state, now)
         if state == entry.state:
             return
-        await self.emit(decisions, [])
+        alerts, raised = alerts_of(decisions, [], entry.raised, self.top_n, time.time())
+        await self.emit(alerts)
         evidence = entry.evidence if state.window_start == entry.state.window_start else []
-        batch.put(tick.key, SpikeEntry(state, evidence, entry.last_seen), event)
+        batch.put(tick.key, SpikeEntry(state, evidence, entry.last_seen, raised, entry.partition), event)
 
     async def tick_quiet_keys(self) -> None:
         """Tick every raised key of this worker's partitions whose window has ended; expire old counted ids."""
@@ -135,6 +169,12 @@ class SpikeAgent:
 
         for key, expired in self.counted.expired(keep_after):
             await ticks.send(key=key.encode(), value=SpikeTick(key=key, now=stamp, expired=expired).to_bytes())
+
+
+def _kept(value: dict[str, Any]) -> bool:
+    """Raised keys stay until they resolve; the market key (every article's) is never a flood's victim."""
+    state = value["state"]
+    return bool(state.get("raised")) or state.get("key") == MARKET_KEY
 
 
 def describe(entry: SpikeEntry, detector: SpikeDetector, counted_ids: int) -> dict[str, Any]:

@@ -50,6 +50,15 @@ class CountedIds:
                 gone += 1
         return gone
 
+    def ids_of(self, keys: set[str]) -> dict[str, list[str]]:
+        """The article ids counted for each of ``keys`` (scans the local table: for sweeps, not hot paths)."""
+        found: dict[str, list[str]] = defaultdict(list)
+        for entry_key in self._keys():
+            key, article_id = split_key(entry_key)
+            if key in keys:
+                found[key].append(article_id)
+        return dict(found)
+
     def count(self, key: str) -> int:
         """Ids counted for ``key`` in its recent windows (scans the local table: for views, not hot paths)."""
         return sum(1 for entry_key in self._keys() if split_key(entry_key)[0] == key)

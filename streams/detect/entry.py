@@ -6,27 +6,36 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from finpulse.contracts.records import Headline, SentimentObservation
+from finpulse.contracts.records import Headline, SentimentObservation, SpikeAlert
 from finpulse.streams.detect.counted import CountedIds
-from finpulse.streams.detect.spikes import KeyState, SpikeDetector
+from finpulse.streams.detect.spikes import Decision, KeyState, SpikeDetector
 
 
 @dataclass
 class SpikeEntry:
-    """What the spike table stores per key (as a plain dict)."""
+    """What the spike table stores per key (as a plain dict).
+
+    ``raised`` is the open alert's raise (a :class:`SpikeAlert` dict), which its resolve carries again;
+    ``partition`` the table partition the key lives in (where its deletion must go).
+    """
 
     state: KeyState
     evidence: list[dict[str, Any]] = field(default_factory=list)  # Headline dicts of the open window
     last_seen: float = 0.0  # wall clock of the last observation: ticks act only on keys quiet for a window
+    raised: dict[str, Any] | None = None
+    partition: int | None = None
 
     @classmethod
     def load(cls, value: dict[str, Any] | None, detector: SpikeDetector, key: str) -> SpikeEntry:
         if value is None:
             return cls(detector.new_state(key))
-        return cls(KeyState.from_dict(value["state"]), list(value["evidence"]), float(value.get("last_seen", 0.0)))
+        partition = value.get("p")
+        return cls(KeyState.from_dict(value["state"]), list(value["evidence"]), float(value.get("last_seen", 0.0)),
+                   value.get("raised"), None if partition is None else int(partition))
 
     def dump(self) -> dict[str, Any]:
-        return {"state": self.state.to_dict(), "evidence": self.evidence, "last_seen": self.last_seen}
+        return {"state": self.state.to_dict(), "evidence": self.evidence, "last_seen": self.last_seen,
+                "raised": self.raised, "p": self.partition}
 
     def keep_ids_after(self, window_s: float) -> float | None:
         """Counted ids of windows before this bound can go: they are older than the window before the open one."""
@@ -39,11 +48,35 @@ class SpikeEntry:
 
 @dataclass(frozen=True)
 class Update:
-    """What counting one observation produced: the new entry, the alert decisions and the window it counted in."""
+    """What counting one observation produced: the new entry, the alert decisions, their alerts and the window
+    it counted in."""
 
     entry: SpikeEntry
-    decisions: list[Any]
+    decisions: list[Decision]
     window_start: float
+    alerts: list[SpikeAlert] = field(default_factory=list)
+
+
+def alerts_of(
+    decisions: list[Decision], evidence: list[dict[str, Any]], raised: dict[str, Any] | None, top_n: int, now: float
+) -> tuple[list[SpikeAlert], dict[str, Any] | None]:
+    """The alerts of ``decisions`` (in order, created at ``now``) and the raise evidence the key keeps after them.
+
+    A raise carries the ``top_n`` most negative distinct headlines of ``evidence``, and is kept (returned) until
+    a resolve carries it; ``raised`` is the raise kept from before.
+    """
+    alerts = []
+    for decision in decisions:
+        if decision.status == "raise":
+            headlines = {h["id"]: Headline.model_validate(h) for h in evidence}.values()
+            alert = decision.to_alert(sorted(headlines, key=lambda h: -h.negative_score)[:top_n], created=now)
+            raised = alert.model_dump(mode="json")
+        else:
+            kept = None if raised is None else SpikeAlert.model_validate(raised)
+            alert = decision.to_alert([], raised=kept, created=now)
+            raised = None
+        alerts.append(alert)
+    return alerts, raised
 
 
 def update(
@@ -68,4 +101,6 @@ def update(
             negative_score=obs.negative_score, published_at=obs.published_at,
         )
         evidence = sorted([*evidence, headline.model_dump(mode="json")], key=lambda h: -h["negative_score"])[:top_n]
-    return Update(SpikeEntry(state, evidence, wall), decisions, window)
+    # a raise may come from the window this observation closed or from the open one: both windows' headlines
+    alerts, raised = alerts_of(decisions, entry.evidence + evidence, entry.raised, top_n, wall)
+    return Update(SpikeEntry(state, evidence, wall, raised, entry.partition), decisions, window, alerts)

@@ -38,14 +38,17 @@ baseline):
 * **raise** when the key is not raised, ``n >= min_count``, the exact binomial upper tail
   ``P(X >= k | n, p0) < alpha`` and the key is out of cooldown (``cooldown_s`` after its last raise).
   A raised key does not raise again until it resolves, so one burst raises once.
-* **resolve** when the key is raised and either the open window holds ``n >= min_count`` articles with a
-  share under ``p0 * resolve_ratio``, or a window closes with a share under ``p0 * resolve_ratio``
-  (an empty window, i.e. silence, resolves too). The raise needs significance, the resolve only a share
-  back near the baseline: between the two the alert stays as it is (hysteresis). The open window is
-  tested after every article, so a partial window of ``min_count`` articles can already resolve; raise
-  ``min_count`` to make both decisions wait for more evidence. Testing a growing window again after each
-  article raises somewhat more often than ``alpha`` under the null (repeated looks); ``alpha`` is a
+* **resolve** (``reason="share"``) when the key is raised and a window of ``n >= min_count`` articles (the
+  open one, or one that closes) has a share under ``p0 * resolve_ratio``. The raise needs significance, the
+  resolve only a share back near the baseline: between the two the alert stays as it is (hysteresis). The
+  open window is tested after every article, so a partial window of ``min_count`` articles can already
+  resolve; raise ``min_count`` to make both decisions wait for more evidence. Testing a growing window again
+  after each article raises somewhat more often than ``alpha`` under the null (repeated looks); ``alpha`` is a
   per-test level, not a guaranteed false-alarm rate per window.
+* A window of fewer than ``min_count`` articles neither raises nor resolves: no articles is no evidence that
+  the share is back to normal. A raised key none of whose windows held ``min_count`` articles for
+  ``quiet_resolve_s`` (counted from the end of its last window that did, ``KeyState.quiet_since``) resolves
+  with ``reason="quiet"``, and the alert says so.
 
 Severity comes from the p-value: ``critical`` under ``alpha / 100``, ``major`` under ``alpha / 10``,
 ``minor`` under ``alpha``; a resolve is ``normal``.
@@ -76,6 +79,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 Status = Literal["raise", "resolve"]
+ResolveReason = Literal["share", "quiet"]
 
 STATE_VERSION = 1
 DEFAULT_BASELINE_FLOOR = 0.01
@@ -92,7 +96,8 @@ class KeyState:
     ``window_start`` is the start of the open window (None before the first event); ``n``/``k`` its
     counts; ``hist_n``/``hist_k`` the decayed sums of the closed windows behind the baseline;
     ``raised_window_start`` the window of the open alert (None when not raised); ``last_raise_ts`` the
-    event time of the last raise (cooldown).
+    event time of the last raise (cooldown); ``quiet_since`` the end of the raised key's last window of at
+    least ``min_count`` articles (the quiet timeout counts from there).
     """
 
     key: str
@@ -106,6 +111,7 @@ class KeyState:
     raised_window_start: float | None = None
     last_raise_ts: float | None = None
     late_dropped: int = 0
+    quiet_since: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict of JSON types (for a Faust table); :meth:`from_dict` reads it back."""
@@ -126,7 +132,7 @@ class KeyState:
             raise ValueError("spike state needs a string key")
         ints = ("n", "k", "windows_closed", "late_dropped")
         floats = ("hist_n", "hist_k")
-        optional_floats = ("window_start", "raised_window_start", "last_raise_ts")
+        optional_floats = ("window_start", "raised_window_start", "last_raise_ts", "quiet_since")
         for name in ints:
             if name in body and (not isinstance(body[name], int) or isinstance(body[name], bool) or body[name] < 0):
                 raise ValueError(f"spike state field {name} must be a non-negative int, got {body[name]!r}")
@@ -149,7 +155,11 @@ def _as_float(name: str, value: Any) -> float:
 
 @dataclass(frozen=True)
 class Decision:
-    """A raise or a resolve of one key, on the window it was decided on (epoch seconds)."""
+    """A raise or a resolve of one key, on the window it was decided on (epoch seconds).
+
+    A resolve's :attr:`reason` is ``share`` (a full window back under the threshold) or ``quiet`` (the quiet
+    timeout, ``quiet_timeout_s`` seconds, passed without a full window).
+    """
 
     key: str
     status: Status
@@ -162,13 +172,23 @@ class Decision:
     baseline: float
     p_value: float
     severity: Severity
+    quiet_timeout_s: float | None = None
+
+    @property
+    def reason(self) -> ResolveReason | None:
+        if self.status == "raise":
+            return None
+        return "share" if self.quiet_timeout_s is None else "quiet"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def to_alert(self, headlines: list[Headline] | None = None) -> SpikeAlert:
-        """The :class:`~finpulse.contracts.records.SpikeAlert` record of this decision."""
-        from finpulse.contracts.records import SpikeAlert
+    def to_alert(
+        self, headlines: list[Headline] | None = None, raised: SpikeAlert | None = None, created: float | None = None
+    ) -> SpikeAlert:
+        """The :class:`~finpulse.contracts.records.SpikeAlert` record of this decision; a resolve carries
+        ``raised``, the raise it closes. ``created`` (epoch) defaults to now."""
+        from finpulse.contracts.records import SpikeAlert, utcnow
 
         return SpikeAlert(
             key=self.key,
@@ -182,6 +202,10 @@ class Decision:
             p_value=self.p_value,
             severity=self.severity,
             headlines=list(headlines or []),
+            raised=raised,
+            created_at=utcnow() if created is None else datetime.fromtimestamp(created, UTC),
+            resolved_by=self.reason,
+            quiet_timeout_s=self.quiet_timeout_s,
         )
 
 
@@ -257,15 +281,20 @@ class SpikeDetector:
             decisions.extend(closing)
         state = replace(state, window_start=window, n=state.n + 1, k=state.k + (1 if negative else 0))
         state, decision = self._evaluate_open(state, ts)
+        if decision is None:
+            state, decision = self._resolve_if_quiet(state, ts)
         if decision is not None:
             decisions.append(decision)
         return state, decisions
 
     def advance(self, state: KeyState, now: float) -> tuple[KeyState, list[Decision]]:
-        """Close every window that ended by ``now`` (call from a timer so silent keys resolve)."""
-        if state.window_start is None or now < state.window_start + self.settings.window_s:
-            return state, []
-        return self._roll_to(state, self.window_of(now), now)
+        """Close every window that ended by ``now`` and apply the quiet timeout (call from a timer, so that a
+        raised key that goes silent still resolves)."""
+        decisions: list[Decision] = []
+        if state.window_start is not None and now >= state.window_start + self.settings.window_s:
+            state, decisions = self._roll_to(state, self.window_of(now), now)
+        state, quiet = self._resolve_if_quiet(state, now)
+        return state, decisions + ([quiet] if quiet is not None else [])
 
     # -- internals ---------------------------------------------------------------------------------------------------
 
@@ -280,15 +309,13 @@ class SpikeDetector:
         p0 = self.baseline(state)
         decisions: list[Decision] = []
         resolved = False
-        if state.raised:
-            closed_share = state.k / state.n if state.n else 0.0
-            if closed_share < p0 * self.settings.resolve_ratio:
+        quiet_since = state.quiet_since
+        if state.raised and state.n >= self.settings.min_count:  # a thin window is no evidence either way
+            if state.k / state.n < p0 * self.settings.resolve_ratio:
                 decisions.append(self._decision(state, "resolve", ts, state.window_start, state.n, state.k, p0))
                 resolved = True
-            elif gap > 0:  # silence after the spike
-                last_empty = window - w
-                decisions.append(self._decision(state, "resolve", ts, last_empty, 0, 0, p0))
-                resolved = True
+            else:
+                quiet_since = state.window_start + w
         lam = self.decay
         hist_n = (state.hist_n * lam + state.n) * lam**gap
         hist_k = (state.hist_k * lam + state.k) * lam**gap
@@ -300,10 +327,27 @@ class SpikeDetector:
             hist_n=hist_n,
             hist_k=hist_k,
             windows_closed=state.windows_closed + 1 + gap,
+            quiet_since=quiet_since,
         )
         if resolved:
-            new = replace(new, raised=False, raised_window_start=None)
+            new = replace(new, raised=False, raised_window_start=None, quiet_since=None)
         return new, decisions
+
+    def _resolve_if_quiet(self, state: KeyState, at: float) -> tuple[KeyState, Decision | None]:
+        """Resolve a raised key when none of its windows held ``min_count`` articles for ``quiet_resolve_s``."""
+        s = self.settings
+        if not state.raised or state.window_start is None or state.n >= s.min_count:
+            return state, None
+        since = state.quiet_since
+        if since is None:  # a state written before quiet_since existed: count from the end of the raise's window
+            since = (state.raised_window_start or state.window_start) + s.window_s
+        if at - since < s.quiet_resolve_s:
+            return state, None
+        decision = self._decision(state, "resolve", at, state.window_start, state.n, state.k, self.baseline(state),
+                                  reason="quiet")
+        logger.info("spike on %s resolved by the quiet timeout: no window of %d articles for %.0f s",
+                    state.key, s.min_count, at - since)
+        return replace(state, raised=False, raised_window_start=None, quiet_since=None), decision
 
     def _evaluate_open(self, state: KeyState, ts: float) -> tuple[KeyState, Decision | None]:
         s = self.settings
@@ -313,7 +357,7 @@ class SpikeDetector:
         if state.raised:
             if state.k / state.n < p0 * s.resolve_ratio:
                 decision = self._decision(state, "resolve", ts, state.window_start, state.n, state.k, p0)
-                return replace(state, raised=False, raised_window_start=None), decision
+                return replace(state, raised=False, raised_window_start=None, quiet_since=None), decision
             return state, None
         if state.last_raise_ts is not None and ts - state.last_raise_ts < s.cooldown_s:
             return state, None
@@ -324,7 +368,8 @@ class SpikeDetector:
         logger.info(
             "negative spike on %s: %d of %d negative (baseline %.3f, p=%.3g)", state.key, state.k, state.n, p0, p_value
         )
-        return replace(state, raised=True, raised_window_start=state.window_start, last_raise_ts=ts), decision
+        return replace(state, raised=True, raised_window_start=state.window_start, last_raise_ts=ts,
+                       quiet_since=state.window_start + s.window_s), decision
 
     def _decision(
         self,
@@ -336,12 +381,14 @@ class SpikeDetector:
         k: int,
         p0: float,
         p_value: float | None = None,
+        reason: ResolveReason = "share",
     ) -> Decision:
         if p_value is None:
             p_value = binom_sf(k, n, p0)
         severity: Severity = "normal"
         if status == "raise":
             severity = severity_of(p_value, self.settings.alpha) or "minor"
+        quiet = status == "resolve" and reason == "quiet"
         return Decision(
             key=state.key,
             status=status,
@@ -354,4 +401,5 @@ class SpikeDetector:
             baseline=p0,
             p_value=p_value,
             severity=severity,
+            quiet_timeout_s=self.settings.quiet_resolve_s if quiet else None,
         )

@@ -8,6 +8,7 @@ not exist on the installed Faust/aiokafka classes (a version changed them), so n
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from finpulse.streams.exceptions import FaustFixError
@@ -21,7 +22,8 @@ if TYPE_CHECKING:
 TARGETS: tuple[tuple[str, str, str], ...] = (
     ("faust.transport.drivers.aiokafka", "Consumer", "_commit"),  # changelog.py
     ("faust.transport.drivers.aiokafka", "Consumer", "_new_offset"),  # contiguous.py
-    ("faust.transport.drivers.aiokafka", "Consumer", "_add_gap"),  # gaps.py
+    ("faust.transport.drivers.aiokafka", "Consumer", "_add_gap"),  # gaps.py, log_start.py
+    ("faust.transport.drivers.aiokafka", "Consumer", "earliest_offsets"),  # log_start.py
     ("faust.transport.drivers.aiokafka", "Consumer", "highwaters"),  # highwaters.py
     ("faust.transport.drivers.aiokafka", "Consumer", "resume_partitions"),  # seek_first.py
     ("faust.transport.drivers.aiokafka", "Consumer", "pause_partitions"),  # seek_first.py
@@ -56,14 +58,16 @@ def check_targets() -> None:
                             "pin the versions in pyproject.toml or update streams/faust_fixes")
 
 
-def install(app: Any, kafka: KafkaSettings) -> ChangelogDeliveries:
+def install(app: Any, kafka: KafkaSettings, on_log_start_reset: Callable[[str], None] | None = None) -> ChangelogDeliveries:
     """Patch ``app``'s consumers (every one it creates) and add the fetch-wait task; returns the changelog tracker,
-    which the caller hands the app's tables once they are declared."""
+    which the caller hands the app's tables once they are declared. ``on_log_start_reset(topic)`` is called when a
+    partition's commit floor moves up to its log start (a metric)."""
     from finpulse.streams.faust_fixes import fetching
     from finpulse.streams.faust_fixes.changelog import ChangelogDeliveries
     from finpulse.streams.faust_fixes.contiguous import commit_only_contiguous
     from finpulse.streams.faust_fixes.gaps import refuse_offset_gaps
     from finpulse.streams.faust_fixes.highwaters import verify_highwaters
+    from finpulse.streams.faust_fixes.log_start import reset_below_log_start
     from finpulse.streams.faust_fixes.seek_first import deliver_after_seek
 
     check_targets()
@@ -75,6 +79,7 @@ def install(app: Any, kafka: KafkaSettings) -> ChangelogDeliveries:
         verify_highwaters(consumer, kafka)  # table recovery does not trust ListOffsets alone
         changelogs.guard_commits(consumer)  # offsets commit only after the table writes before them reached Kafka
         refuse_offset_gaps(consumer)  # offsets the fetcher jumped over are not taken as processed
+        reset_below_log_start(consumer, on_log_start_reset or (lambda _topic: None))  # ...unless retention deleted them
         commit_only_contiguous(consumer)  # a commit never passes an offset not yet acknowledged
         deliver_after_seek(consumer)  # stream partitions deliver nothing before their seek finished
         return consumer

@@ -20,7 +20,9 @@ class AlertSink(abc.ABC):
         """The sink as the settings configure it (each sink reads only its own group)."""
 
     @abc.abstractmethod
-    async def deliver(self, alert: SpikeAlert) -> None: ...
+    async def deliver(self, alert: SpikeAlert) -> None:
+        """Return once the sink accepted ``alert``; raise :class:`~finpulse.streams.sinks.exceptions.AlertDeliveryError`
+        (with the status and reason) when it refused the alert for good."""
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

@@ -11,12 +11,19 @@ class SinkError(FinpulseError):
     exit_code = 7
 
 
-class DocumentRejected(SinkError):
-    """Elasticsearch refused a document for good (not a transient failure): a bug in our records."""
+class BulkRequestRefused(SinkError):
+    """Elasticsearch refused a whole bulk request for a reason no document explains (401, 403, 404: credentials,
+    permissions, a wrong URL): the settings need fixing, retrying or dead-lettering the documents would not help."""
 
 
 class AlertDeliveryError(SinkError):
-    """An alert sink refused an alert for good (not a transient failure)."""
+    """An alert sink refused an alert for good (not a transient failure); the alert agent dead-letters the alert
+    with ``status`` and ``reason``."""
+
+    def __init__(self, message: str, status: int = 0, reason: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason or message
 
 
 class ElasticsearchConfigError(SinkError):

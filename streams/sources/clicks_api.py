@@ -1,9 +1,11 @@
 """``finpulse clicks-api``: ``POST /v1/events`` takes batches of impression/click events into Kafka.
 
-Requests need ``Authorization: Bearer <FINPULSE_RECOMMEND__API_TOKEN>`` (401 otherwise). A body larger than
-the limit gets 413 (checked on ``Content-Length`` and while reading), a client over its token bucket gets
-429 with ``Retry-After``, and a batch with bad events gets 422 naming each bad event's index and why; a good
-batch is produced to the ``clicks`` topic keyed by user id (aiokafka, acks=all, not idempotent: the embedded
+Requests need ``Authorization: Bearer <FINPULSE_RECOMMEND__API_TOKEN>``: without it they get 401 before they
+spend anything. The rate limits are kept per bearer token, not per address (behind a proxy every client has the
+proxy's): requests per second, then events per second whatever the batch sizes; over either, 429 with
+``Retry-After`` and nothing of the batch is taken. A body larger than the limit gets 413 (checked on
+``Content-Length`` and while reading), and a batch with bad events gets 422 naming each bad event's index and
+why; a good batch is produced to the ``clicks`` topic keyed by user id (aiokafka, acks=all, not idempotent: the embedded
 Tansu broker refuses idempotent producers) and answered 202 only once Kafka acknowledged every event.
 ``/healthz`` and ``/metrics`` (Prometheus) need no token.
 """
@@ -11,9 +13,11 @@ Tansu broker refuses idempotent producers) and answered 202 only once Kafka ackn
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import json
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -27,7 +31,7 @@ from pydantic import ValidationError
 
 from finpulse.contracts.codecs import MAX_JSON_DEPTH, json_depth_ok
 from finpulse.contracts.events import ClickEvent
-from finpulse.settings import RecommendSettings, Settings
+from finpulse.settings import RecommendSettings, Settings, check_pseudonym_key
 from finpulse.streams.sources.exceptions import ClicksApiConfigError
 
 if TYPE_CHECKING:
@@ -38,6 +42,14 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MAX_REPORTED_ERRORS = 50
+#: Headers of a 401: the client must send ``Authorization: Bearer <token>``.
+UNAUTHORIZED = (("WWW-Authenticate", 'Bearer realm="finpulse"'),)
+
+
+def bearer_matches(authorization: str, token: bytes) -> bool:
+    """Whether an ``Authorization`` header carries ``Bearer <token>`` (compared in constant time)."""
+    scheme, _, given = authorization.partition(" ")
+    return bool(token) and scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token)
 
 
 class EventSink(Protocol):
@@ -77,7 +89,7 @@ class KafkaEventSink:
 
 
 class TokenBucket:
-    """Per-client token buckets: ``rate`` tokens a second, ``burst`` at most."""
+    """Per-client token buckets: ``rate`` tokens a second, ``burst`` at most; a take costs one token or more."""
 
     def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic, max_clients: int = 100_000) -> None:
         self.rate = rate
@@ -86,16 +98,16 @@ class TokenBucket:
         self._max_clients = max_clients
         self._buckets: dict[str, tuple[float, float]] = {}
 
-    def take(self, client: str) -> float:
-        """0 when the request may pass, else the seconds until a token is there."""
+    def take(self, client: str, cost: float = 1.0) -> float:
+        """0 when ``cost`` tokens were there (and are taken), else the seconds until they are (nothing taken)."""
         now = self._clock()
         tokens, last = self._buckets.get(client, (self.burst, now))
         tokens = min(self.burst, tokens + (now - last) * self.rate)
-        if tokens >= 1.0:
-            self._remember(client, tokens - 1.0, now)
+        if tokens >= cost:
+            self._remember(client, tokens - cost, now)
             return 0.0
         self._remember(client, tokens, now)
-        return (1.0 - tokens) / self.rate
+        return (cost - tokens) / self.rate
 
     def _remember(self, client: str, tokens: float, now: float) -> None:
         if client not in self._buckets and len(self._buckets) >= self._max_clients:
@@ -174,11 +186,18 @@ class ClicksApi:
     def __init__(self, settings: RecommendSettings, sink: EventSink, registry: CollectorRegistry | None = None) -> None:
         if settings.api_token is None or not settings.api_token.get_secret_value():
             raise ClicksApiConfigError("FINPULSE_RECOMMEND__API_TOKEN is not set: the clicks API refuses to run without a bearer token")
+        if settings.rate_events_burst < settings.max_batch_events:
+            raise ClicksApiConfigError(
+                f"FINPULSE_RECOMMEND__RATE_EVENTS_BURST ({settings.rate_events_burst}) is smaller than "
+                f"FINPULSE_RECOMMEND__MAX_BATCH_EVENTS ({settings.max_batch_events}): a full batch could never pass")
         self.settings = settings
         self.sink = sink
         self.token = settings.api_token.get_secret_value().encode()
+        # The buckets' key: who holds the token (a digest, so the token itself is kept in one place only).
+        self.holder = hashlib.sha256(self.token).hexdigest()[:16]
         self.metrics = ApiMetrics(registry or CollectorRegistry())
-        self.bucket = TokenBucket(settings.rate_per_s, settings.rate_burst)
+        self.requests = TokenBucket(settings.rate_per_s, settings.rate_burst)
+        self.events = TokenBucket(settings.rate_events_per_s, settings.rate_events_burst)
         self.limit = settings.max_body_bytes
 
     def answer(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
@@ -193,6 +212,7 @@ class ClicksApi:
         try:
             self._admit(request)
             events = self._events(await self._payload(request))
+            self._limit(self.events, len(events), "events")
             await self._send(events)
         except _Refused as refused:
             return self.answer(refused.status, refused.body, refused.headers)
@@ -202,15 +222,16 @@ class ClicksApi:
         return self.answer(202, {"accepted": len(events)})
 
     def _admit(self, request: Request) -> None:
-        """The client's rate limit (429), then its bearer token (401)."""
-        client = request.client.host if request.client else "unknown"
-        wait = self.bucket.take(client)
+        """The bearer token (401, before any bucket is spent), then the token's request rate (429)."""
+        if not bearer_matches(request.headers.get("authorization", ""), self.token):
+            raise _Refused(401, {"error": "missing or wrong bearer token"}, dict(UNAUTHORIZED))
+        self._limit(self.requests, 1, "requests")
+
+    def _limit(self, bucket: TokenBucket, cost: int, what: str) -> None:
+        """429 with ``Retry-After`` (whole seconds, rounded up) unless the token's ``bucket`` holds ``cost``."""
+        wait = bucket.take(self.holder, cost)
         if wait > 0:
-            raise _Refused(429, {"error": "too many requests"}, {"Retry-After": str(max(1, round(wait + 0.5)))})
-        auth = request.headers.get("authorization", "")
-        scheme, _, given = auth.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self.token):
-            raise _Refused(401, {"error": "missing or wrong bearer token"}, {"WWW-Authenticate": 'Bearer realm="finpulse"'})
+            raise _Refused(429, {"error": f"too many {what} for this token"}, {"Retry-After": str(math.ceil(wait))})
 
     async def _payload(self, request: Request) -> Any:
         """The body as JSON: 413 over the size limit, 400 unless it is UTF-8 JSON of a bounded depth."""
@@ -295,9 +316,10 @@ def create_api(settings: RecommendSettings, sink: EventSink, registry: Collector
 
 
 def run_api(settings: Settings) -> None:
-    """Serve the clicks API with uvicorn until SIGTERM/SIGINT."""
+    """Serve the clicks API with uvicorn until SIGTERM/SIGINT (refused first with a guessable pseudonym key)."""
     import uvicorn
 
+    check_pseudonym_key(settings.pseudonym_key)
     app = create_api(settings.recommend, KafkaEventSink(settings))
     rec = settings.recommend
     logger.info("clicks API on %s:%d → Kafka %s", rec.api_host, rec.api_port, settings.kafka.bootstrap_servers)

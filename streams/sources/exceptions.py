@@ -29,6 +29,26 @@ class FetchError(SourceError):
         self.status = status
 
 
+class FetchRefusedError(FetchError):
+    """A fetch not made, or given up, on purpose; the scraper counts each subclass as its own reason."""
+
+
+class BadLinkError(FetchRefusedError):
+    """A URL that is not a fetchable http(s) URL (no host, port out of range, invalid address, other scheme)."""
+
+
+class UnsafeAddressError(FetchRefusedError):
+    """A host that resolves to a loopback, private, link-local, multicast or reserved address not allowed by the settings."""
+
+
+class RobotsDeniedError(FetchRefusedError):
+    """robots.txt disallows the URL (or a redirect target), or was unavailable."""
+
+
+class FetchDeadlineError(FetchRefusedError):
+    """The fetch was not done within its total deadline (retries, redirects and robots.txt included)."""
+
+
 class ProducerError(SourceError):
     """The Kafka producer cannot be built or could not deliver records."""
 

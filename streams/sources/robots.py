@@ -1,7 +1,9 @@
 """robots.txt rules per host, fetched once and cached (RFC 9309 semantics).
 
-A 4xx robots.txt (typically 404) allows everything; a 5xx or unreachable one disallows the whole host
-until it is asked again after ``retry_s``. A ``Crawl-delay`` slows the host's rate limiter down.
+A 4xx robots.txt (typically 404) allows everything; a 5xx, unreachable or refused one (an address the scraper
+may not reach, a fetch past its deadline) disallows the whole host until it is asked again after ``retry_s``. A
+``Crawl-delay`` slows the host's rate limiter down, to ``max_crawl_delay_s`` at most. The rules of ``max_hosts``
+hosts are kept, the least recently asked forgotten first.
 """
 
 from __future__ import annotations
@@ -9,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.robotparser import RobotFileParser
 
 from finpulse.streams.sources.exceptions import FetchError
 from finpulse.streams.sources.extract import decode_text
-from finpulse.streams.sources.fetch import Fetcher, host_of
+from finpulse.streams.sources.fetch import Fetcher, HostTable, host_of
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +28,12 @@ class _Rules:
     expires: float
 
 
+@dataclass
+class _Host:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    rules: _Rules | None = None
+
+
 class RobotsCache:
     """Answers "may we fetch this URL?" for the scraper's user agent."""
 
@@ -34,26 +42,26 @@ class RobotsCache:
         self.agent = fetcher.config.user_agent.split("/")[0].split()[0]
         self.ttl_s = ttl_s
         self.retry_s = retry_s
-        self._rules: dict[str, _Rules] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._hosts = HostTable(fetcher.config.max_hosts, _Host)
 
-    async def allowed(self, url: str) -> bool:
+    async def allowed(self, url: str, trusted: bool = False) -> bool:
+        """May ``url`` be fetched? ``trusted``: its host is a configured feed's, whose robots.txt needs no address check."""
         host = host_of(url)
-        async with self._locks.setdefault(host, asyncio.Lock()):
-            rules = self._rules.get(host)
+        entry = self._hosts[host]
+        async with entry.lock:
+            rules = entry.rules
             if rules is None or rules.expires < time.monotonic():
-                rules = await self._load(host)
-                self._rules[host] = rules
+                rules = entry.rules = await self._load(host, trusted)
         if rules.deny_all:
             return False
         if rules.parser is None:
             return True
         return rules.parser.can_fetch(self.agent, url)
 
-    async def _load(self, host: str) -> _Rules:
+    async def _load(self, host: str, trusted: bool) -> _Rules:
         url = f"{host}/robots.txt"
         try:
-            result = await self.fetcher.get(url, accept="text/plain")
+            result = await self.fetcher.get(url, trusted=trusted, accept="text/plain")
         except FetchError as exc:
             if exc.status is not None and 400 <= exc.status < 500:
                 logger.debug("%s: HTTP %s, everything allowed", url, exc.status)
@@ -65,6 +73,7 @@ class RobotsCache:
         parser.modified()  # can_fetch() refuses everything until the parser was marked as loaded
         delay = parser.crawl_delay(self.agent)
         if delay:
-            self.fetcher.limiter.set_min_interval(host, float(delay))
-            logger.info("%s asks for a crawl delay of %s s", host, delay)
+            honoured = min(float(delay), self.fetcher.config.max_crawl_delay_s)
+            self.fetcher.limiter.set_min_interval(host, honoured)
+            logger.info("%s asks for a crawl delay of %s s (%g s honoured)", host, delay, honoured)
         return _Rules(parser, False, time.monotonic() + self.ttl_s)

@@ -3,8 +3,11 @@
 Per poll, every feed is fetched (conditionally: ETag / Last-Modified, so an unchanged feed costs one
 304), parsed, and each entry whose article id (sha256 of the canonical URL) was not sent before has its
 page fetched (robots.txt permitting) and its main text extracted; when the page cannot be fetched or holds
-no article, the feed's own title and summary are sent. Broken feeds and failing pages are logged and
-counted, the other feeds go on. Sent ids and feed validators survive restarts in the state file.
+no article, the feed's own title and summary are sent. Links found in feeds are untrusted: a malformed link, one
+to an address the scraper may not reach, a redirect into a disallowed path, a page past its deadline or over the
+size cap is refused, counted by reason, and its item sent from the feed entry. Broken feeds and failing pages
+are logged and counted, the other feeds go on. An article id is remembered, and a feed's validators kept, only
+once Kafka acknowledged its articles; both survive restarts in the state file.
 """
 
 from __future__ import annotations
@@ -22,10 +25,19 @@ from pydantic import ValidationError
 from finpulse.contracts.ids import article_id, canonical_url
 from finpulse.contracts.records import NewsArticle
 from finpulse.settings import ScrapeSettings, Settings
-from finpulse.streams.sources.exceptions import FetchError, ProducerError
-from finpulse.streams.sources.extract import decode_text, extract_article
+from finpulse.streams.sources.exceptions import (
+    BadLinkError,
+    FetchDeadlineError,
+    FetchError,
+    FetchRefusedError,
+    ProducerError,
+    RobotsDeniedError,
+    UnsafeAddressError,
+)
+from finpulse.streams.sources.extract import Extracted, decode_text, extract_article
 from finpulse.streams.sources.feeds import FeedEntry, FeedParseError, ParsedFeed, parse_feed
 from finpulse.streams.sources.fetch import Fetcher, FetchResult
+from finpulse.streams.sources.guard import checked_url
 from finpulse.streams.sources.robots import RobotsCache
 from finpulse.streams.sources.sink import ArticleSink, KafkaArticleSink
 from finpulse.streams.sources.state import FeedValidators, ScrapeState
@@ -50,7 +62,11 @@ class PollStats:
     pages_fetched: int = 0
     extracted: int = 0
     page_errors: int = 0
-    robots_denied: int = 0
+    robots_denied: int = 0  # feeds, pages and redirect targets that robots.txt disallowed
+    bad_urls: int = 0  # links that are not fetchable http(s) URLs
+    unsafe_urls: int = 0  # links, redirects or robots.txt on addresses the scraper may not reach
+    deadlines: int = 0  # fetches given up at their total deadline
+    pages_too_large: int = 0  # pages over max_page_bytes once decoded
     invalid: int = 0
     send_errors: int = 0
     sent: int = 0
@@ -58,6 +74,19 @@ class PollStats:
     def add(self, other: PollStats) -> None:
         for item in fields(self):
             setattr(self, item.name, getattr(self, item.name) + getattr(other, item.name))
+
+    def refused(self, error: FetchRefusedError) -> None:
+        """Count a refused fetch under its reason."""
+        name = _REFUSALS[type(error)]
+        setattr(self, name, getattr(self, name) + 1)
+
+
+_REFUSALS = {
+    RobotsDeniedError: "robots_denied",
+    BadLinkError: "bad_urls",
+    UnsafeAddressError: "unsafe_urls",
+    FetchDeadlineError: "deadlines",
+}
 
 
 def _language(value: str | None) -> str | None:
@@ -117,14 +146,21 @@ class Scraper:
         finally:
             self.state.save()
         logger.info(
-            "poll: %d feeds (%d unchanged, %d failed), %d entries, %d new sent, %d duplicates, %d page errors",
+            "poll: %d feeds (%d unchanged, %d failed), %d entries, %d new sent (%d send errors), %d duplicates, "
+            "%d page errors; refused: %d robots, %d bad, %d unsafe, %d past deadline, %d too large",
             stats.feeds,
             stats.not_modified,
             stats.feed_errors,
             stats.entries,
             stats.sent,
+            stats.send_errors,
             stats.duplicates,
             stats.page_errors,
+            stats.robots_denied,
+            stats.bad_urls,
+            stats.unsafe_urls,
+            stats.deadlines,
+            stats.pages_too_large,
         )
         return stats
 
@@ -147,16 +183,11 @@ class Scraper:
     async def _fetch_feed(self, url: str, stats: PollStats) -> tuple[str, FetchResult, ParsedFeed] | None:
         """The feed at ``url``, parsed; None when it is disallowed, unchanged or failed (counted in ``stats``)."""
         stats.feeds += 1
-        if not await self.robots.allowed(url):
-            stats.robots_denied += 1
-            logger.warning("feed %s is disallowed by robots.txt; skipped", url)
-            return None
         validators = self.state.feeds.get(url, FeedValidators())
-        try:
-            result = await self.fetcher.get(url, etag=validators.etag, last_modified=validators.last_modified, accept=FEED_ACCEPT)
-        except FetchError as exc:
-            stats.feed_errors += 1
-            logger.warning("feed %s: %s; skipped this poll", url, exc.reason)
+        result = await self._get(
+            url, stats, feed=True, etag=validators.etag, last_modified=validators.last_modified, accept=FEED_ACCEPT
+        )
+        if result is None:
             return None
         if result.not_modified:
             stats.not_modified += 1
@@ -173,7 +204,8 @@ class Scraper:
 
     async def _entry(self, feed: ParsedFeed, entry: FeedEntry, stats: PollStats, in_flight: set[str]) -> bool:
         """Handle one feed entry; False when it should be tried again on the next poll."""
-        url = canonical_url(entry.link) if entry.link else None
+        link = _fetchable(entry.link, stats)
+        url = canonical_url(link) if link else None
         source = (feed.title or urlsplit(feed.url).hostname or "rss")[:256]
         ident = article_id(url, source, entry.title)
         if ident in self.state or ident in in_flight:
@@ -182,7 +214,7 @@ class Scraper:
         in_flight.add(ident)
         try:
             async with self._pages:
-                article = await self._article(feed, entry, ident, url, source, stats)
+                article = await self._article(feed, entry, ident, link, url, source, stats)
             if article is None:
                 return True
             try:
@@ -198,33 +230,18 @@ class Scraper:
             in_flight.discard(ident)
 
     async def _article(
-        self, feed: ParsedFeed, entry: FeedEntry, ident: str, url: str | None, source: str, stats: PollStats
+        self, feed: ParsedFeed, entry: FeedEntry, ident: str, link: str | None, url: str | None, source: str,
+        stats: PollStats,
     ) -> NewsArticle | None:
         title, summary, body = entry.title, entry.summary, ""
         published, language = entry.published_at, _language(feed.language)
-        if self.config.fetch_articles and entry.link:
-            if not await self.robots.allowed(entry.link):
-                stats.robots_denied += 1
-                logger.info("page %s disallowed by robots.txt; feed summary used", entry.link)
-            else:
-                try:
-                    page = await self.fetcher.get(entry.link, accept=PAGE_ACCEPT)
-                except FetchError as exc:
-                    stats.page_errors += 1
-                    logger.warning("page %s: %s; feed summary used", entry.link, exc.reason)
-                else:
-                    stats.pages_fetched += 1
-                    html = decode_text(page.content, page.content_type)
-                    extracted = await asyncio.to_thread(extract_article, html, page.final_url)
-                    if extracted is None:
-                        logger.info("no article text found in %s; feed summary used", entry.link)
-                    else:
-                        stats.extracted += 1
-                        body = extracted.body
-                        title = title or extracted.title or ""
-                        summary = summary or extracted.description or ""
-                        published = published or extracted.published_at
-                        language = language or _language(extracted.language)
+        extracted = await self._page(link, stats) if self.config.fetch_articles and link else None
+        if extracted is not None:
+            body = extracted.body
+            title = title or extracted.title or ""
+            summary = summary or extracted.description or ""
+            published = published or extracted.published_at
+            language = language or _language(extracted.language)
         title = " ".join(title.split())
         if not title:
             stats.invalid += 1
@@ -246,6 +263,54 @@ class Scraper:
             stats.invalid += 1
             logger.warning("entry %s of %s is not a valid article: %s", entry.link, feed.url, exc)
             return None
+
+    async def _get(self, url: str, stats: PollStats, *, feed: bool, **options: str | None) -> FetchResult | None:
+        """A feed (trusted: configured) or a page, robots.txt permitting; None when the fetch was refused (counted by
+        reason) or failed (counted as a feed or page error)."""
+        what, then = ("feed", "skipped this poll") if feed else ("page", "feed summary used")
+        try:
+            return await self.fetcher.get(url, trusted=feed, permit=self.robots.allowed, **options)
+        except FetchRefusedError as exc:
+            stats.refused(exc)
+            logger.log(logging.WARNING if feed else logging.INFO, "%s %s refused: %s; %s", what, url, exc.reason, then)
+        except FetchError as exc:
+            if feed:
+                stats.feed_errors += 1
+            else:
+                stats.page_errors += 1
+            logger.warning("%s %s: %s; %s", what, url, exc.reason, then)
+        return None
+
+    async def _page(self, link: str, stats: PollStats) -> Extracted | None:
+        """The article found at ``link``; None when the page is refused, fails or holds none (counted, logged)."""
+        page = await self._get(link, stats, feed=False, accept=PAGE_ACCEPT)
+        if page is None:
+            return None
+        if page.truncated:
+            stats.pages_too_large += 1
+            logger.warning("page %s is over %d bytes; feed summary used", link, self.config.max_page_bytes)
+            return None
+        stats.pages_fetched += 1
+        html = decode_text(page.content, page.content_type)
+        extracted = await asyncio.to_thread(extract_article, html, page.final_url)
+        if extracted is None:
+            logger.info("no article text found in %s; feed summary used", link)
+            return None
+        stats.extracted += 1
+        return extracted
+
+
+def _fetchable(link: str | None, stats: PollStats) -> str | None:
+    """``link`` when it is an http(s) URL the scraper could fetch; None (counted) when it is malformed."""
+    if not link:
+        return None
+    try:
+        checked_url(link)
+    except BadLinkError as exc:
+        stats.refused(exc)
+        logger.info("link %r: %s; the item keeps no URL", link[:200], exc.reason)
+        return None
+    return link
 
 
 async def run_scraper(settings: Settings, feeds: Sequence[str], *, once: bool = False) -> PollStats:

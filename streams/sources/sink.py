@@ -21,7 +21,12 @@ logger = logging.getLogger(__name__)
 
 @runtime_checkable
 class ArticleSink(Protocol):
-    """Anything that takes articles (Kafka in production, a list in unit tests)."""
+    """Anything that takes articles (Kafka in production, a list in unit tests).
+
+    ``send`` returns once the article is safely taken (for Kafka: acknowledged) and raises
+    :class:`~finpulse.streams.sources.exceptions.ProducerError` when it was not: the scraper remembers an article
+    as sent only after ``send`` returned.
+    """
 
     async def send(self, article: NewsArticle) -> None: ...
 
@@ -39,8 +44,9 @@ class ListSink:
 class KafkaArticleSink:
     """Produces articles to ``news.raw`` (under the topic prefix), keyed by article id.
 
-    Use as ``async with KafkaArticleSink(settings.kafka) as sink: await sink.send(article)``; leaving the
-    block waits for every record to be acknowledged. Delivery failures are counted and logged.
+    Use as ``async with KafkaArticleSink(settings.kafka) as sink: await sink.send(article)``. ``send`` waits for
+    Kafka's acknowledgement (records sent at once still share batches) and raises ProducerError when the record
+    was not delivered, e.g. when the broker stayed unreachable past the request timeout. Failures are counted.
     """
 
     def __init__(self, kafka: KafkaSettings, *, topic: str | None = None, client_id: str = "finpulse-scraper") -> None:
@@ -50,7 +56,6 @@ class KafkaArticleSink:
         self.sent = 0
         self.failed = 0
         self._producer: AIOKafkaProducer | None = None
-        self._pending: set[asyncio.Future[object]] = set()
 
     async def start(self) -> None:
         from aiokafka.errors import KafkaError
@@ -68,27 +73,18 @@ class KafkaArticleSink:
             raise RuntimeError("KafkaArticleSink.send before start()")
         from aiokafka.errors import KafkaError
 
+        value, key = article.to_bytes(), article.id.encode("ascii")  # our own serialisation: a bug here must crash
         try:
-            future = await self._producer.send(self.topic, value=article.to_bytes(), key=article.id.encode("ascii"))
+            delivery = await self._producer.send(self.topic, value=value, key=key)
+            await asyncio.shield(delivery)  # a cancelled poll must not cancel the producer's own future
         except KafkaError as exc:
             self.failed += 1
-            raise ProducerError(f"cannot send article {article.id} to {self.topic}: {exc!r}") from exc
-        self._pending.add(future)
-        future.add_done_callback(self._delivered)
-
-    def _delivered(self, future: asyncio.Future[object]) -> None:
-        self._pending.discard(future)
-        if future.cancelled() or future.exception() is not None:
-            self.failed += 1
-            logger.error("delivery to %s failed: %r", self.topic, None if future.cancelled() else future.exception())
-        else:
-            self.sent += 1
+            raise ProducerError(f"article {article.id} not delivered to {self.topic}: {exc!r}") from exc
+        self.sent += 1
 
     async def flush(self) -> None:
         if self._producer is not None:
             await self._producer.flush()
-            if self._pending:
-                await asyncio.gather(*self._pending, return_exceptions=True)
 
     async def stop(self) -> None:
         if self._producer is not None:

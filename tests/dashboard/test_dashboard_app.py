@@ -93,11 +93,12 @@ def test_unreachable_servers_are_a_503_with_a_reason() -> None:
 
 
 def test_serve_dashboard_refuses_a_taken_port() -> None:
-    handle = serve_dashboard(Settings.model_validate({}), port=0)
+    settings = Settings.model_validate({"pseudonym_key": "a-test-key-of-at-least-32-bytes-long"})
+    handle = serve_dashboard(settings, port=0)
     try:
         assert httpx.get(handle.url + "healthz", timeout=5).json() == {"ok": True}
         with pytest.raises(DashboardError, match=f"cannot listen on 127.0.0.1:{handle.port}"):
-            serve_dashboard(Settings.model_validate({}), port=handle.port)
+            serve_dashboard(settings, port=handle.port)
     finally:
         handle.stop()
     assert not handle.thread.is_alive()

@@ -88,7 +88,8 @@ def test_kill_9_mid_stream_loses_and_duplicates_nothing(
         assert sorted(ids) == sorted(a.id for a in articles), "exactly the published articles, each once"
         spikes = f"http://127.0.0.1:{settings.stream.web_port}/spikes"
         z_state = wait_for(lambda: json_if(f"{spikes}/{z}/", lambda s: s["n"] >= CALM), 120, f"{z}'s spike state", worker)
-        # X raised once; a quiet minute later the spike ticks resolve it (same Alerta alert, closed).
+        # X raised once; once X is quiet for a window a spike tick resolves it by the quiet timeout (its burst lies two
+        # hours back in event time, past spike.quiet_resolve_s): the same Alerta alert, closed.
         x_state = wait_for(lambda: json_if(f"{spikes}/{x}/", lambda s: s["n"] >= BURST or s["windows_closed"] >= 1), 120,
                            f"{x}'s spike state", worker)
         raised = wait_for(lambda: alerts(settings, x), 120, f"the Alerta alert of {x}", worker)
@@ -96,7 +97,7 @@ def test_kill_9_mid_stream_loses_and_duplicates_nothing(
         assert z_state["n"] == CALM and z_state["counted_ids"] == CALM, z_state
         if x_state["windows_closed"] == 0:  # still the burst's window: each article counted once
             assert x_state["n"] == BURST and x_state["k"] == BURST and x_state["counted_ids"] == BURST, x_state
-        else:  # resolved by a tick after a quiet window: the burst's window closed, nothing counted after it
+        else:  # resolved by a tick (quiet timeout): the burst's window closed, nothing counted after it
             assert x_state["n"] == 0 and not x_state["raised"], x_state
         raised = alerts(settings, x)
         assert len(raised) == 1, raised

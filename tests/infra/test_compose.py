@@ -7,6 +7,7 @@ mark gets removed.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -188,7 +189,8 @@ def test_finpulse_environment_names_real_settings(compose: dict[str, Any]) -> No
         env = compose["services"][name]["environment"]
         unknown = {var for var in env if var.startswith("FINPULSE_")} - known
         assert not unknown, f"{name}: not settings: {sorted(unknown)}"
-        assert env["FINPULSE_KAFKA__BOOTSTRAP_SERVERS"] == "kafka:9092"
+        if name in KAFKA_USERS:
+            assert env["FINPULSE_KAFKA__BOOTSTRAP_SERVERS"] == "kafka:9092"
 
 
 def test_env_example_covers_every_variable_without_real_secrets() -> None:
@@ -215,3 +217,116 @@ def test_dockerfile_is_multi_stage_slim_non_root_with_extra() -> None:
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["optional-dependencies"]
     assert any(dep.startswith("onnxruntime") and "gpu" not in dep for dep in extras["cpu"])
     assert any(dep.startswith("onnxruntime-gpu") for dep in extras["gpu"])
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# credentials: each service gets only the secrets it needs; Kafka authenticates every client with SCRAM
+
+#: Every secret of .env (a name with PASSWORD, SECRET, TOKEN or ending in _KEY) each service may see, and nothing else.
+SERVICE_SECRETS: dict[str, set[str]] = {
+    "kafka": {"KAFKA_ADMIN_PASSWORD", "KAFKA_TOPICS_PASSWORD", "KAFKA_WORKER_PASSWORD", "KAFKA_RECOMMENDER_PASSWORD",
+              "KAFKA_SCRAPER_PASSWORD", "KAFKA_CLICKS_API_PASSWORD"},  # the SCRAM credential store
+    "elasticsearch": {"ELASTIC_PASSWORD"},
+    "elasticsearch-setup": {"ELASTIC_PASSWORD", "KIBANA_PASSWORD", "ES_FINPULSE_PASSWORD", "ES_KIBANA_IMPORT_PASSWORD"},
+    "kibana": {"KIBANA_PASSWORD", "KIBANA_ENCRYPTION_KEY"},
+    "postgres": {"POSTGRES_PASSWORD"},
+    "alerta": {"POSTGRES_PASSWORD", "ALERTA_SECRET_KEY", "ALERTA_ADMIN_PASSWORD", "ALERTA_ADMIN_KEY"},
+    "topics": {"KAFKA_TOPICS_PASSWORD"},
+    # the alerts role: the only finpulse service with the Alerta key
+    "worker": {"KAFKA_WORKER_PASSWORD", "ES_FINPULSE_PASSWORD", "ALERTA_ADMIN_KEY", "PSEUDONYM_KEY"},
+    "recommender": {"KAFKA_RECOMMENDER_PASSWORD", "ES_FINPULSE_PASSWORD", "PSEUDONYM_KEY", "RECOMMEND_VIEW_TOKEN"},
+    "scraper": {"KAFKA_SCRAPER_PASSWORD"},  # Kafka, nothing else
+    "clicks-api": {"KAFKA_CLICKS_API_PASSWORD", "CLICKS_API_TOKEN", "PSEUDONYM_KEY"},
+    "kibana-import": {"ES_KIBANA_IMPORT_PASSWORD"},
+}
+#: The finpulse services that talk to Kafka and the SCRAM user each one logs in as.
+KAFKA_USERS = {"topics": "finpulse-topics", "worker": "finpulse-worker", "recommender": "finpulse-recommender",
+               "scraper": "finpulse-scraper", "clicks-api": "finpulse-clicks-api"}
+_SECRET = re.compile(r"PASSWORD|SECRET|TOKEN|_KEY$")
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in _strings(k) + _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return [value] if isinstance(value, str) else []
+
+
+def _secrets_of(service: dict[str, Any]) -> set[str]:
+    """The .env secrets a service's definition interpolates, anywhere in it (environment, command, health check)."""
+    return {var for text in _strings(service) for var in _INTERPOLATION.findall(text) if _SECRET.search(var)}
+
+
+def test_each_service_gets_only_its_secrets(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert set(services) == set(SERVICE_SECRETS)
+    for name, service in services.items():
+        assert _secrets_of(service) == SERVICE_SECRETS[name], name
+    every = set().union(*SERVICE_SECRETS.values())
+    assert every == {name for name in env_example() if _SECRET.search(name)}, "a secret of .env.example no service uses"
+
+
+def test_the_secret_check_sees_a_secret_wherever_it_is_written() -> None:
+    leaky = {"environment": {"A": "x"}, "command": ["sh", "-c", "echo ${ALERTA_ADMIN_KEY:?set it}"],
+             "healthcheck": {"test": ["CMD-SHELL", "curl -u u:$${NOT_INTERPOLATED} ${ES_FINPULSE_PASSWORD}"]}}
+    assert _secrets_of(leaky) == {"ALERTA_ADMIN_KEY", "ES_FINPULSE_PASSWORD"}
+
+
+def test_kafka_listeners_use_sasl_scram(compose: dict[str, Any]) -> None:
+    kafka = compose["services"]["kafka"]
+    env = kafka["environment"]
+    protocols = dict(item.split(":") for item in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    listeners = {item.split("://")[0] for item in env["KAFKA_LISTENERS"].split(",")}
+    assert set(protocols) == listeners
+    controller = env["KAFKA_CONTROLLER_LISTENER_NAMES"]
+    for listener, protocol in protocols.items():
+        if listener != controller:
+            assert protocol in {"SASL_PLAINTEXT", "SASL_SSL"}, listener
+            jaas = env[f"KAFKA_LISTENER_NAME_{listener}_SCRAM___SHA___512_SASL_JAAS_CONFIG"]
+            assert jaas.startswith("org.apache.kafka.common.security.scram.ScramLoginModule required"), listener
+    assert env["KAFKA_SASL_ENABLED_MECHANISMS"] == "SCRAM-SHA-512"
+    assert env["KAFKA_SASL_MECHANISM_INTER_BROKER_PROTOCOL"] == "SCRAM-SHA-512"
+    assert protocols[env["KAFKA_INTER_BROKER_LISTENER_NAME"]].startswith("SASL_")
+    # The controller listener (PLAINTEXT: SCRAM cannot guard it) is never published.
+    controller_port = next(item.rsplit(":", 1)[1] for item in env["KAFKA_LISTENERS"].split(",")
+                           if item.startswith(f"{controller}://"))
+    assert all(not str(port).endswith(f":{controller_port}") for port in kafka.get("ports", []))
+    # No variable the image turns into a broker property (KAFKA_*) carries a password in clear but the listeners' JAAS.
+    assert not [var for var in env if var.startswith("KAFKA_") and _SECRET.search(var)]
+    script = " ".join(_strings(kafka["command"]))
+    for user in ["admin", *KAFKA_USERS.values()]:
+        assert f"SCRAM-SHA-512=[name={user}," in script, f"SCRAM user {user} is not created"
+
+
+def test_finpulse_services_authenticate_to_kafka_each_as_itself(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name, user in KAFKA_USERS.items():
+        env = services[name]["environment"]
+        assert env["FINPULSE_KAFKA__SECURITY_PROTOCOL"] in {"SASL_PLAINTEXT", "SASL_SSL"}, name
+        assert env["FINPULSE_KAFKA__SASL_MECHANISM"] == "SCRAM-SHA-512", name
+        assert env["FINPULSE_KAFKA__SASL_USERNAME"] == user, name
+        password = _INTERPOLATION.findall(env["FINPULSE_KAFKA__SASL_PASSWORD"])
+        assert password == [f"KAFKA_{name.upper().replace('-', '_')}_PASSWORD"], name
+    for name in set(FINPULSE_SERVICES) - set(KAFKA_USERS):
+        assert not [var for var in services[name]["environment"] if var.startswith("FINPULSE_KAFKA__")], name
+
+
+@pytest.mark.parametrize("service", SERVICE_CASES)
+def test_each_finpulse_service_environment_is_valid_settings(
+    compose: dict[str, Any], service: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The service's FINPULSE_ variables, with .env.example's values put in, build the settings."""
+    from finpulse.settings import load_settings
+
+    example = env_example()
+
+    def interpolate(text: str) -> str:
+        return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)[^}]*\}", lambda m: example.get(m.group(1), ""), text)
+
+    for name in [n for n in os.environ if n.startswith("FINPULSE_")]:
+        monkeypatch.delenv(name)
+    for name, value in compose["services"][service]["environment"].items():
+        monkeypatch.setenv(name, interpolate(str(value)))
+    (tmp_path / "empty.env").write_text("")
+    load_settings(tmp_path / "empty.env")

@@ -34,7 +34,9 @@ def _documents(es: Any, settings: Settings, n: int) -> list[dict[str, Any]]:
 
 def _served(settings: Settings, user: str) -> list[dict[str, Any]]:
     try:
-        response = httpx.get(f"http://127.0.0.1:{settings.stream.web_port}/v1/users/{user}/recommendations", timeout=5)
+        token = settings.recommend.view_token.get_secret_value() if settings.recommend.view_token else ""
+        response = httpx.get(f"http://127.0.0.1:{settings.stream.web_port}/v1/users/{user}/recommendations", timeout=5,
+                             headers={"Authorization": f"Bearer {token}"})
     except httpx.TransportError:
         return []
     return list(response.json().get("items", [])) if response.status_code == 200 else []

@@ -193,3 +193,63 @@ def test_a_graph_without_the_embedding_output_says_so(tiny_onnx_dir: Path, tmp_p
     assert len(old.score(["Acme slumps"])) == 1
     with pytest.raises(InferenceError, match="no 'embedding' output"):
         old.score(["Acme slumps"], embed=True)
+
+
+def test_a_prediction_carries_the_topic_of_the_same_pass(tiny_topic_onnx_dir: Path) -> None:
+    import onnxruntime as ort
+
+    from finpulse.contracts.records import TOPIC_SLUGS
+    from finpulse.export.testing import synthetic_topic_examples
+
+    texts = [e.text for e in synthetic_topic_examples(20, seed=4)] + ["short", ""]
+    fp32 = SentimentRuntime.load(tiny_topic_onnx_dir, "fp32", SETTINGS, batch_size=8)
+    assert fp32.topic_slugs == TOPIC_SLUGS
+    preds = fp32.score(texts)
+    embedded = fp32.score(texts, embed=True)
+    session = ort.InferenceSession(str(tiny_topic_onnx_dir / "model.fp32.onnx"), providers=["CPUExecutionProvider"])
+    for text, pred, again in zip(texts, preds, embedded, strict=True):
+        assert pred.topic in TOPIC_SLUGS and again.topic == pred.topic
+        assert pred.topic_probabilities is not None and list(pred.topic_probabilities) == list(TOPIC_SLUGS)
+        assert sum(pred.topic_probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+        assert pred.topic_probability == max(pred.topic_probabilities.values())
+        enc = fp32._tokenizer.encode(text)
+        ids = np.array([enc.ids], dtype=np.int64)
+        logits = session.run(["topic_logits"], {"input_ids": ids, "attention_mask": np.ones_like(ids),
+                                                "token_type_ids": np.zeros_like(ids)})[0]
+        assert pred.topic == TOPIC_SLUGS[int(logits.argmax())]  # the graph's topic, one text at a time
+    np.testing.assert_allclose(fp32.topic_probabilities(texts)[:, 0],
+                               [p.topic_probabilities[TOPIC_SLUGS[0]] for p in preds], atol=1e-5)  # type: ignore[index]
+
+
+def test_a_model_without_topic_logits_predicts_no_topic(runtime: SentimentRuntime) -> None:
+    from finpulse.export.runtime.exceptions import InferenceError
+
+    assert runtime.topic_slugs is None
+    (pred,) = runtime.score(["Acme slumps"])
+    assert pred.topic is None and pred.topic_probabilities is None and pred.topic_probability is None
+    with pytest.raises(InferenceError, match="no 'topic_logits' output"):
+        runtime.topic_probabilities(["Acme slumps"])
+
+
+def test_a_card_that_names_no_topics_for_a_graph_with_topic_logits_is_refused(tiny_topic_onnx_dir: Path,
+                                                                              tmp_path: Path) -> None:
+    work = tmp_path / "onnx"
+    shutil.copytree(tiny_topic_onnx_dir, work)
+    card = json.loads((work / "card.json").read_text())
+    del card["topic_slugs"]
+    (work / "card.json").write_text(json.dumps(card))
+    with pytest.raises(CardError, match="topic"):
+        SentimentRuntime.load(work, "int8", SETTINGS)
+
+
+def test_a_card_written_before_the_topic_head_still_loads(tiny_onnx_dir: Path, tmp_path: Path) -> None:
+    work = tmp_path / "onnx"
+    shutil.copytree(tiny_onnx_dir, work)
+    card = json.loads((work / "card.json").read_text())
+    for key in ("topic_labels", "topic_slugs"):
+        card.pop(key, None)
+    card["check"].pop("min_int8_topic_agreement", None)
+    (work / "card.json").write_text(json.dumps(card))
+    old = SentimentRuntime.load(work, "int8", SETTINGS)
+    assert old.topic_slugs is None and old.topic_labels is None
+    assert [p.topic for p in old.score(["Acme slumps", "Fed hikes"])] == [None, None]

@@ -27,6 +27,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 DIM = 384
 SECTORS = {"banks": ["JPM", "BAC"], "energy": ["XOM", "CVX"], "tech": ["NVDA", "AMD"]}
 USER = "alice-raw-id-7"
+VIEW_TOKEN = "feed-e2e-view-token"
 
 
 def settings_for(stack: Any, name: str, sentiment_dir: Path, tmp_path: Path) -> Settings:
@@ -37,7 +38,7 @@ def settings_for(stack: Any, name: str, sentiment_dir: Path, tmp_path: Path) -> 
     data["stream"].update(web_port=free_port(), metrics_port=free_port(), batch_wait_s=0.05, index_wait_s=0.1)
     # Two passes: these articles arrive embedded (384-d, clustered by sector), or the recommender's own encoder embeds them.
     data["recommend"].update(debounce_s=0.2, top_k=5, model_dir=tmp_path / "no-recommend-model", mmr_lambda=0.9,
-                             shared_encoder=False)
+                             shared_encoder=False, view_token=VIEW_TOKEN)
     return Settings.model_validate(data)
 
 
@@ -88,7 +89,8 @@ def feeds(settings: Settings, user: str) -> list[RecommendationList]:
 
 def view(settings: Settings, user: str) -> dict[str, Any] | None:
     try:
-        response = httpx.get(f"http://127.0.0.1:{settings.stream.web_port}/v1/users/{user}/recommendations", timeout=5)
+        response = httpx.get(f"http://127.0.0.1:{settings.stream.web_port}/v1/users/{user}/recommendations", timeout=5,
+                             headers={"Authorization": f"Bearer {VIEW_TOKEN}"})
     except httpx.TransportError:
         return None
     return response.json() if response.status_code == 200 else None

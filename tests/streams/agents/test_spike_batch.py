@@ -18,8 +18,14 @@ NOW = (T0 + timedelta(hours=1)).timestamp()
 
 
 @dataclass(frozen=True)
-class Event:  # the batch only passes events on to in_event (the changelog partition of a write)
+class Message:
+    partition: int = 0
+
+
+@dataclass(frozen=True)
+class Event:  # the batch passes events on to in_event (the changelog partition of a write) and stores their partition
     offset: int
+    message: Message = Message()
 
 
 class LoggedTable(dict[str, Any]):
@@ -57,6 +63,7 @@ def _one_at_a_time(detector: SpikeDetector, items: list[SentimentObservation]) -
         if out is None:
             continue
         decisions.extend((obs.key, d.status) for d in out.decisions)
+        out.entry.partition = 0
         table[obs.key] = out.entry.dump()
         counted.add(obs.key, obs.article_id, out.window_start)
     return table, dict(counted._table), decisions

@@ -3,10 +3,11 @@ from datetime import UTC, datetime, timedelta
 from finpulse.contracts.records import SentimentObservation
 from finpulse.settings import SpikeSettings
 from finpulse.streams.detect.counted import CountedIds
-from finpulse.streams.detect.entry import SpikeEntry, update
+from finpulse.streams.detect.entry import SpikeEntry, alerts_of, update
 from finpulse.streams.detect.spikes import SpikeDetector
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+NOW = (T0 + timedelta(hours=1)).timestamp()
 
 
 def _obs(i: int, negative: bool, minutes: float = 0.0, key: str = "XYZ") -> SentimentObservation:
@@ -100,3 +101,26 @@ def test_a_raised_key_is_quiet_only_after_a_window_without_observations() -> Non
     assert entry.quiet(1000.0 + 61, 60)
     state, decisions = detector.advance(entry.state, 1000.0 + 61 + T0.timestamp())
     assert [d.status for d in decisions] == ["resolve"] and not state.raised
+
+
+def test_a_resolve_carries_the_evidence_of_the_raise_it_closes() -> None:
+    detector = SpikeDetector(SpikeSettings(window_s=60, min_count=10, cooldown_s=0, quiet_resolve_s=600))
+    entry = SpikeEntry(detector.new_state("XYZ"))
+    calm = [_obs(i, negative=(i % 10 == 0), minutes=i * 0.1) for i in range(100)]
+    entry, _ = _feed(entry, detector, calm)
+    counted = CountedIds({})
+    raise_alert = None
+    for i in range(20):
+        out = update(entry, _obs(1000 + i, True, minutes=11 + i * 0.01), detector, 3, counted, now=NOW)
+        assert out is not None
+        entry = out.entry
+        raise_alert = raise_alert or next((a for a in out.alerts if a.status == "raise"), None)
+    assert raise_alert is not None and entry.raised == raise_alert.model_dump(mode="json")
+    assert SpikeEntry.load(entry.dump(), detector, "XYZ").raised == entry.raised, "the evidence survives the table"
+    thin = update(entry, _obs(2000, False, minutes=12.5), detector, 3, counted)  # one calm article: not enough
+    assert thin is not None and thin.alerts == [] and thin.entry.raised == entry.raised
+    state, decisions = detector.advance(thin.entry.state, NOW + 3600)
+    alerts, kept = alerts_of(decisions, [], thin.entry.raised, 3, NOW)
+    assert [(a.status, a.resolved_by, a.quiet_timeout_s) for a in alerts] == [("resolve", "quiet", 600)]
+    assert alerts[0].raised == raise_alert and kept is None and not state.raised
+    assert [h.id for h in alerts[0].raised.headlines] == [h.id for h in raise_alert.headlines] != []

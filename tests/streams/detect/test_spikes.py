@@ -225,18 +225,69 @@ def test_hysteresis_keeps_the_alert_between_thresholds() -> None:
     assert [d.status for d in decisions] == ["resolve"]
 
 
-def test_silence_resolves_through_advance() -> None:
-    det = make()
-    state = det.new_state("QUIET")
+def raised_in_window_20(det: SpikeDetector, key: str) -> KeyState:
+    """20 windows at 15 % negative, then a burst in window 20 that raises."""
+    state = det.new_state(key)
     for i in range(20):
         state, _ = feed_window(det, state, i, 40, 6)
     state, _ = feed_window(det, state, 20, 40, 30)
     assert state.raised
+    return state
+
+
+def test_silence_does_not_resolve_until_the_quiet_timeout() -> None:
+    det = make(quiet_resolve_s=4 * W)
+    state = raised_in_window_20(det, "QUIET")
+    assert state.quiet_since == T0 + 21 * W
     state, decisions = det.advance(state, T0 + 21 * W + 1)  # closes window 20: share still high
     assert decisions == [] and state.raised
-    state, decisions = det.advance(state, T0 + 23 * W)  # window 21 closed empty
-    assert [d.status for d in decisions] == ["resolve"]
-    assert decisions[0].n == 0 and not state.raised
+    state, decisions = det.advance(state, T0 + 23 * W)  # window 21 closed empty: no evidence either way
+    assert decisions == [] and state.raised
+    state, decisions = det.advance(state, T0 + 25 * W - 1)
+    assert decisions == [] and state.raised
+    state, decisions = det.advance(state, T0 + 25 * W)  # four windows without enough articles after the burst
+    assert [(d.status, d.reason, d.quiet_timeout_s) for d in decisions] == [("resolve", "quiet", 4 * W)]
+    assert decisions[0].window_end - decisions[0].window_start == W
+    assert not state.raised and state.quiet_since is None
+
+
+def test_a_thin_window_neither_raises_nor_resolves_and_a_full_calm_one_resolves() -> None:
+    det = make(min_count=10, quiet_resolve_s=10 * W)
+    state = det.new_state("THIN")
+    for i in range(20):
+        state, _ = feed_window(det, state, i, 40, 6)
+    state, decisions = feed_window(det, state, 20, 9, 9)  # every article negative, but under min_count
+    assert decisions == [] and not state.raised
+    state, decisions = feed_window(det, state, 21, 40, 30)
+    assert [d.status for d in decisions] == ["raise"]
+    state, decisions = feed_window(det, state, 22, 4, 0)  # calm but thin: stays raised
+    assert decisions == [] and state.raised
+    state, decisions = feed_window(det, state, 23, 3, 0)  # closing window 22 (4 articles) resolves nothing either
+    assert decisions == [] and state.raised
+    assert state.quiet_since == T0 + 22 * W, "the quiet timeout counts from the burst's window end"
+    state, decisions = feed_window(det, state, 24, 12, 0)
+    assert [(d.status, d.reason, d.window_start, d.n) for d in decisions] == [("resolve", "share", T0 + 24 * W, 10)]
+
+
+def test_an_article_after_a_long_silence_resolves_by_the_quiet_timeout() -> None:
+    det = make(quiet_resolve_s=3 * W)
+    state = raised_in_window_20(det, "LONG")
+    state, decisions = det.observe(state, T0 + 30 * W + 5, True)
+    assert [(d.status, d.reason, d.n, d.k) for d in decisions] == [("resolve", "quiet", 1, 1)]
+    assert not state.raised
+
+
+def test_a_raised_state_written_before_quiet_since_counts_from_its_raise_window() -> None:
+    det = make(quiet_resolve_s=2 * W)
+    state = raised_in_window_20(det, "OLD")
+    state, _ = det.advance(state, T0 + 21 * W)  # the burst's window closed: the open one is empty
+    old = {k: v for k, v in state.to_dict().items() if k != "quiet_since"}
+    state = KeyState.from_dict(old)
+    assert state.raised and state.quiet_since is None and state.window_start == T0 + 21 * W
+    state, decisions = det.advance(state, T0 + 23 * W - 1)
+    assert decisions == [] and state.raised
+    state, decisions = det.advance(state, T0 + 23 * W)
+    assert [d.reason for d in decisions] == ["quiet"]
 
 
 def test_many_tickers_are_independent() -> None:

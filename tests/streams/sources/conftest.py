@@ -1,19 +1,25 @@
-"""A local HTTP site (``http.server`` in a thread on 127.0.0.1, port 0) serving feed and page fixtures."""
+"""A local HTTP site (``http.server`` in a thread on 127.0.0.1, port 0) serving feed and page fixtures; more sites on
+other loopback addresses (``serve_site``), and an event loop that answers some host names itself (``HostsLoop``)."""
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
 from finpulse.settings import ScrapeSettings
 
 FIXTURES = Path(__file__).parent / "fixtures"
+T = TypeVar("T")
 
 
 @dataclass
@@ -26,6 +32,7 @@ class Route:
     delay_s: float = 0.0
     fail_times: int = 0  # answer 503 this many times first
     headers: dict[str, str] = field(default_factory=dict)
+    drip_s: float = 0.0  # send the body one byte at a time, this many seconds apart
 
 
 @dataclass
@@ -34,6 +41,7 @@ class Site:
     routes: dict[str, Route] = field(default_factory=dict)
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    connections: int = 0  # TCP connections accepted, whether or not a request followed
 
     def url(self, path: str) -> str:
         return self.base + path
@@ -54,9 +62,21 @@ class Site:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    site: Site | None = None
+
+    def get_request(self) -> tuple[socket.socket, object]:
+        accepted = super().get_request()
+        if self.site is not None:
+            with self.site.lock:
+                self.site.connections += 1
+        return accepted
 
     def handle_error(self, request: object, client_address: object) -> None:
         pass  # clients that timed out on purpose close their sockets; nothing to report
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
 
 
 def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
@@ -101,7 +121,12 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
                         self.send_header(name, value)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                if body:
+                if route is not None and route.drip_s:
+                    for index in range(len(body)):
+                        self.wfile.write(body[index : index + 1])
+                        self.wfile.flush()
+                        time.sleep(route.drip_s)
+                elif body:
                     self.wfile.write(body)
             except (BrokenPipeError, ConnectionResetError):
                 pass
@@ -109,14 +134,15 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-@pytest.fixture
-def site() -> Iterator[Site]:
-    """An empty local site; tests add routes with ``site.fixture(path, file)`` or ``site.routes[path] = Route(...)``."""
-    server = _Server(("127.0.0.1", 0), BaseHTTPRequestHandler)
-    port = server.server_address[1]
-    served = Site(base=f"http://127.0.0.1:{port}")
+@contextmanager
+def serve_site(host: str = "127.0.0.1", port: int = 0) -> Iterator[Site]:
+    """An empty site on ``host`` (an IPv4 or IPv6 address; port 0 = a free one) for the duration of the block."""
+    server = (_Server6 if ":" in host else _Server)((host, port), BaseHTTPRequestHandler)
+    bound = server.server_address[1]
+    served = Site(base=f"http://[{host}]:{bound}" if ":" in host else f"http://{host}:{bound}")
+    server.site = served
     server.RequestHandlerClass = _handler(served)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="fixture-site", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), name=f"fixture-site-{host}", daemon=True)
     thread.start()
     try:
         yield served
@@ -126,9 +152,18 @@ def site() -> Iterator[Site]:
 
 
 @pytest.fixture
+def site() -> Iterator[Site]:
+    """An empty local site; tests add routes with ``site.fixture(path, file)`` or ``site.routes[path] = Route(...)``."""
+    with serve_site() as served:
+        yield served
+
+
+@pytest.fixture
 def scrape_config(tmp_path: Path) -> ScrapeSettings:
-    """Fast settings for tests: quick timeouts and back-offs, a high rate limit, state under tmp_path."""
+    """Fast settings for tests: quick timeouts and back-offs, a high rate limit, state under tmp_path; the fixture
+    site's pages are on loopback, which links found in feeds may reach only when their network is allowed."""
     return ScrapeSettings(
+        allowed_networks=["127.0.0.0/8"],
         host_rate_per_s=500.0,
         timeout_s=1.0,
         max_retries=2,
@@ -138,3 +173,32 @@ def scrape_config(tmp_path: Path) -> ScrapeSettings:
         state_file=tmp_path / "state.json",
         max_seen=1000,
     )
+
+
+class HostsLoop(asyncio.SelectorEventLoop):
+    """An event loop whose ``getaddrinfo`` answers the names of ``hosts`` itself (an /etc/hosts of the test: name
+    -> address, or -> a function giving the address of each lookup), and asks the system for every other name."""
+
+    def __init__(self, hosts: Mapping[str, str | Callable[[], str]]) -> None:
+        super().__init__()
+        self.hosts = dict(hosts)
+        self.lookups: dict[str, int] = {}
+
+    async def getaddrinfo(self, host: object, port: object, *, family: int = 0, type: int = 0, proto: int = 0,  # noqa: A002
+                          flags: int = 0) -> list[tuple[Any, ...]]:
+        name = host.decode() if isinstance(host, bytes) else str(host)
+        answer = self.hosts.get(name)
+        if answer is None:
+            return await super().getaddrinfo(host, port, family=family, type=type, proto=proto, flags=flags)
+        self.lookups[name] = self.lookups.get(name, 0) + 1
+        address = answer if isinstance(answer, str) else answer()
+        number = int(port or 0)
+        if ":" in address:
+            return [(socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, number, 0, 0))]
+        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, number))]
+
+
+def run_with_hosts(coro: Coroutine[Any, Any, T], hosts: Mapping[str, str | Callable[[], str]]) -> T:
+    """``asyncio.run(coro)`` on a :class:`HostsLoop` of ``hosts``."""
+    with asyncio.Runner(loop_factory=lambda: HostsLoop(hosts)) as runner:
+        return runner.run(coro)

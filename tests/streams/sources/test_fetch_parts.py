@@ -102,7 +102,7 @@ def test_robots_rules(site: Site, scrape_config: ScrapeSettings) -> None:
             robots = RobotsCache(fetcher)
             allowed = await robots.allowed(site.url("/news/a.html"))
             denied = await robots.allowed(site.url("/secret/b.html"))
-            return allowed, denied, fetcher.limiter._host_interval[site.base]
+            return allowed, denied, fetcher.limiter.min_interval(site.base)
 
     assert asyncio.run(main()) == (True, False, 2.0)
     assert site.hits("/robots.txt") == 1
